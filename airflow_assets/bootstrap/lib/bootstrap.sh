@@ -1,0 +1,217 @@
+# shellcheck shell=bash
+# Shared by the role entries (api-server.sh, scheduler.sh, worker.sh). Phases: install | configure |
+# start | health | all. Everything a phase needs comes from node.env (contracts §4); each phase can
+# run again and then changes nothing.
+set -euo pipefail
+
+BOOTSTRAP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ASSETS_DIR=$(dirname "$BOOTSTRAP_DIR")
+NODE_ENV_FILE=${NODE_ENV_FILE:-/etc/airflow/node.env}
+export NODE_ENV_FILE
+UV_VERSION=0.13.8
+AL2023_PACKAGES=(python3.11 python3.11-devel gcc mariadb-connector-c-devel pkgconf-pkg-config rsync amazon-efs-utils)
+ROLE=unknown
+
+log() { printf 'bootstrap[%s] %s\n' "$ROLE" "$*" >&2; }
+fail() {
+  printf 'bootstrap[%s]: error: %s\n' "$ROLE" "$*" >&2
+  exit 1
+}
+
+# One value of node.env, read without sourcing it: KEY=VALUE, the value optionally quoted.
+node_env() {
+  local key=$1 line value
+  line=$(grep -E "^${key}=" "$NODE_ENV_FILE" | tail -n 1 || true)
+  value=${line#*=}
+  if [[ $value =~ ^\'(.*)\'$ || $value =~ ^\"(.*)\"$ ]]; then
+    value=${BASH_REMATCH[1]}
+  fi
+  if [[ -z $value ]]; then
+    (($# > 1)) || fail "$NODE_ENV_FILE has no value for $key"
+    value=$2
+  fi
+  printf '%s' "$value"
+}
+
+venv_dir() { node_env AIRFLOW_VENV; }
+node_py() { "$(venv_dir)/bin/python" "$BOOTSTRAP_DIR/node.py" "$@"; }
+
+# Runs the airflow CLI as the service user with this node's rendered settings.
+airflow_cli() {
+  local env_file user
+  env_file=$(node_py env-file)
+  [[ -f $env_file ]] || fail "$env_file is missing: run the configure phase first"
+  user=$(node_env AIRFLOW_USER "")
+  local as_user=()
+  if [[ -n $user && $(id -u) == 0 ]]; then as_user=(runuser -u "$user" --); fi
+  (
+    set -a
+    # shellcheck source=/dev/null
+    . "$env_file"
+    set +a
+    # One secrets lookup for the whole command instead of one per *_CMD option Airflow reads.
+    exec "${as_user[@]}" "$(venv_dir)/bin/python" "$BOOTSTRAP_DIR/airflow_secret.py" exec -- "$(venv_dir)/bin/airflow" "$@"
+  )
+}
+
+default_requirements() {
+  local candidate
+  for candidate in "$ASSETS_DIR/requirements-airflow.txt" "$ASSETS_DIR/../requirements-airflow.txt"; do
+    if [[ -f $candidate ]]; then
+      printf '%s' "$candidate"
+      return 0
+    fi
+  done
+  printf '%s' "$ASSETS_DIR/requirements-airflow.txt"
+}
+
+install_os_packages() {
+  local missing=() pkg
+  for pkg in "${AL2023_PACKAGES[@]}"; do
+    rpm -q "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "install: dnf install ${missing[*]}"
+    dnf install -y -q "${missing[@]}" >/dev/null || fail "dnf could not install ${missing[*]}"
+  fi
+}
+
+ensure_service_user() {
+  local user home
+  user=$(node_env AIRFLOW_USER "")
+  home=$(node_env AIRFLOW_HOME)
+  if [[ -n $user ]] && ! id -u "$user" >/dev/null 2>&1; then
+    log "install: creating system user $user"
+    useradd --system --home-dir "$home" --shell /sbin/nologin "$user"
+  fi
+  mkdir -p "$home"
+  if [[ -n $user && $(stat -c %U "$home") != "$user" ]]; then chown "$user:" "$home"; fi
+}
+
+# Prints the path of a uv binary, installing the pinned uv into a tool venv when none is on PATH.
+uv_binary() {
+  if command -v uv >/dev/null 2>&1; then
+    command -v uv
+    return 0
+  fi
+  local tools
+  tools="$(node_env AIRFLOW_HOME)/.bootstrap-tools"
+  if [[ ! -x $tools/bin/uv ]]; then
+    log "install: installing uv $UV_VERSION into $tools"
+    python3.11 -m venv "$tools" || fail "python3.11 is missing: install it (dnf install python3.11) and rerun"
+    "$tools/bin/pip" install -q "uv==$UV_VERSION" >&2 || fail "could not pip install uv==$UV_VERSION"
+  fi
+  printf '%s' "$tools/bin/uv"
+}
+
+phase_install() {
+  local venv requirements stamp wanted uv
+  venv=$(venv_dir)
+  requirements=$(node_env AIRFLOW_REQUIREMENTS "$(default_requirements)")
+  [[ -f $requirements ]] || fail "requirements file $requirements not found (set AIRFLOW_REQUIREMENTS in $NODE_ENV_FILE)"
+  if command -v dnf >/dev/null 2>&1; then install_os_packages; fi
+  ensure_service_user
+  stamp="$venv/.bootstrap-requirements.sha256"
+  wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$wanted" && -x $venv/bin/python ]]; then
+    log "install: $venv already holds $requirements, nothing to do"
+    return 0
+  fi
+  uv=$(uv_binary)
+  if [[ ! -x $venv/bin/python ]]; then
+    log "install: creating venv $venv"
+    "$uv" venv --quiet --python 3.11 "$venv" || fail "uv could not create a Python 3.11 venv at $venv"
+  fi
+  log "install: uv pip install -r $requirements into $venv"
+  VIRTUAL_ENV=$venv "$uv" pip install --quiet -r "$requirements" || fail "uv pip install -r $requirements failed"
+  printf '%s\n' "$wanted" >"$stamp"
+}
+
+sync_dags() {
+  local source target
+  source=$(node_env DAGS_SOURCE_DIR "")
+  target=$(node_env DAGS_FOLDER)
+  if [[ -z $source ]]; then
+    log "configure: no DAGS_SOURCE_DIR, leaving $target as it is"
+    return 0
+  fi
+  [[ -d $source ]] || fail "DAGS_SOURCE_DIR $source does not exist"
+  command -v rsync >/dev/null 2>&1 || fail "rsync is missing: install it (dnf/apt-get install rsync)"
+  mkdir -p "$target"
+  # --delay-updates renames all files into place at the end, so the dag-processor never parses half a sync.
+  rsync -a --delete --checksum --delay-updates --exclude '__pycache__' --itemize-changes "$source/" "$target/" |
+    sed "s|^|bootstrap[$ROLE] configure: dags |" >&2
+}
+
+phase_configure() {
+  [[ -x "$(venv_dir)/bin/python" ]] || fail "no venv at $(venv_dir): run the install phase first"
+  # The DAG folder is shared (EFS); only the node that parses DAGs writes it, so nodes never race.
+  if [[ $(node_env AIRFLOW_ROLE) == scheduler ]]; then sync_dags; fi
+  local changed
+  changed=$(node_py render) || fail "could not render the Airflow configuration from $NODE_ENV_FILE"
+  if [[ -n $changed ]]; then
+    printf '%s\n' "$changed" | sed "s|^|bootstrap[$ROLE] configure: |" >&2
+  else
+    log "configure: configuration unchanged"
+  fi
+}
+
+wait_for_database() {
+  if node_py migrates; then
+    log "start: migrating the metadata database (this node owns migrations)"
+    airflow_cli db migrate >&2 || fail "airflow db migrate failed"
+  else
+    log "start: waiting until the scheduler node has migrated the metadata database"
+    airflow_cli db check-migrations --migration-wait-timeout "$(node_env MIGRATION_WAIT_SECONDS 900)" >&2 ||
+      fail "the metadata database was not migrated in time (is the scheduler node up?)"
+  fi
+}
+
+phase_start() {
+  wait_for_database
+  local units=()
+  mapfile -t units < <(node_py units)
+  case $(node_env PROCESS_MANAGER systemd) in
+    systemd)
+      command -v systemctl >/dev/null 2>&1 || fail "systemctl not found: set PROCESS_MANAGER=external to run units yourself"
+      systemctl daemon-reload
+      if node_py restart-needed; then
+        log "start: (re)starting ${units[*]}"
+        systemctl enable --quiet "${units[@]}"
+        systemctl restart "${units[@]}"
+      else
+        systemctl enable --now --quiet "${units[@]}"
+      fi
+      ;;
+    external)
+      log "start: PROCESS_MANAGER=external, the supervisor runs ${units[*]}"
+      ;;
+    *) fail "PROCESS_MANAGER must be systemd or external" ;;
+  esac
+}
+
+phase_health() {
+  node_py health || fail "node is not healthy"
+}
+
+bootstrap_main() {
+  ROLE=$1
+  local phase=${2:-} configured started
+  [[ -f $NODE_ENV_FILE ]] || fail "node parameters file $NODE_ENV_FILE not found (set NODE_ENV_FILE)"
+  configured=$(node_env AIRFLOW_ROLE)
+  [[ $configured == "$ROLE" ]] || fail "$NODE_ENV_FILE says AIRFLOW_ROLE=$configured, but this is the $ROLE entry"
+  local phases
+  case $phase in
+    install | configure | start | health) phases=("$phase") ;;
+    all) phases=(install configure start health) ;;
+    *)
+      printf 'usage: %s install|configure|start|health|all\n' "$0" >&2
+      exit 2
+      ;;
+  esac
+  for phase in "${phases[@]}"; do
+    started=$SECONDS
+    "phase_$phase"
+    log "$phase: done in $((SECONDS - started))s"
+  done
+}

@@ -1,0 +1,424 @@
+"""One Airflow node, as described by node.env: its rendered configuration, its processes, its health.
+
+The same process list drives systemd on EC2 (rendered unit files) and the local rehearsal's
+supervisor (which runs those unit files), so "what does a role run, with which command" has one
+source of truth: ``ROLE_PROCESSES`` and the unit template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from dotenv import dotenv_values
+
+BOOTSTRAP_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
+ROLES = ("api-server", "scheduler", "worker")
+ROLE_PROCESSES = {
+    "api-server": ("api-server",),
+    "scheduler": ("scheduler", "dag-processor", "triggerer"),
+    "worker": ("celery-worker", "flower"),
+}
+UNIT_PREFIX = "airflow-"
+RESTART_MARKER = ".restart-needed"
+# Defaults suit EC2; the rehearsal overrides the tuning keys to pick work up within seconds.
+DEFAULTS = {
+    "STAGE": "dev",
+    "EXECUTOR": "CeleryExecutor",
+    "SCHEDULER_COUNT": "1",
+    "COLOCATED_ROLES": "",
+    "API_SERVER_PORT": "8080",
+    "API_SERVER_BIND": "0.0.0.0",
+    "API_SERVER_WORKERS": "2",
+    "DB_KIND": "mysql",
+    "DB_PORT": "3306",
+    "DB_TLS": "true",
+    "DB_CA_BUNDLE": "",
+    "REDIS_PORT": "6379",
+    "REDIS_TLS": "true",
+    "PROCESS_MANAGER": "systemd",
+    "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
+    "RUNTIME_DIR": "/run/airflow",
+    "AIRFLOW_USER": "",
+    "WORKER_CONCURRENCY": "8",
+    "FLOWER_PORT": "5555",
+    "SCHEDULER_HEALTH_PORT": "8974",
+    "WORKER_LOG_SERVER_PORT": "8793",
+    "TRIGGERER_LOG_SERVER_PORT": "8794",
+    "SCHEDULER_HEARTBEAT_SEC": "5",
+    "DAG_REFRESH_INTERVAL": "300",
+    "MIN_FILE_PROCESS_INTERVAL": "30",
+    "TASK_HEARTBEAT_TIMEOUT": "300",
+    "SCHEDULER_HEALTH_THRESHOLD": "30",
+    "ORPHANED_TASKS_CHECK_INTERVAL": "300",
+    "HEALTH_TIMEOUT_SECONDS": "300",
+    "AWS_ENDPOINT_URL": "",
+}
+REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_FOLDER", "API_SERVER_HOST",
+            "FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID",
+            "ADMIN_PASSWORD_SECRET_ID", "REMOTE_LOG_URI", "EMR_PIPELINE_JSON")
+REQUIRED_FOR = {
+    ("DB_KIND", "mysql"): ("DB_HOST", "DB_NAME", "DB_SECRET_ID"),
+    ("EXECUTOR", "CeleryExecutor"): ("REDIS_HOST", "REDIS_AUTH_SECRET_ID"),
+}
+
+
+class NodeEnvError(ValueError):
+    """node.env is missing a key or holds a value the node cannot use."""
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    command: list[str]
+    pre_commands: list[list[str]] = field(default_factory=list)
+
+    @property
+    def unit(self) -> str:
+        return f"{UNIT_PREFIX}{self.name}.service"
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def read_node_env(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise NodeEnvError(f"node parameters file {path} does not exist (set NODE_ENV_FILE)")
+    values = {k: (v or "") for k, v in dotenv_values(path).items()}
+    env = {**DEFAULTS, **{k: v for k, v in values.items() if v != "" or k not in DEFAULTS}}
+    missing = [k for k in REQUIRED if not env.get(k)]
+    for (key, value), keys in REQUIRED_FOR.items():
+        if env[key] == value:
+            missing += [k for k in keys if not env.get(k)]
+    if missing:
+        raise NodeEnvError(f"{path} lacks {', '.join(missing)}")
+    if env["AIRFLOW_ROLE"] not in ROLES:
+        raise NodeEnvError(f"{path}: AIRFLOW_ROLE={env['AIRFLOW_ROLE']!r}, expected one of {', '.join(ROLES)}")
+    if env["SCHEDULER_COUNT"] not in {"1", "2"}:
+        raise NodeEnvError(f"{path}: SCHEDULER_COUNT must be 1 or 2, not {env['SCHEDULER_COUNT']!r}")
+    if env["DB_KIND"] not in {"mysql", "sqlite"}:
+        raise NodeEnvError(f"{path}: DB_KIND must be mysql or sqlite, not {env['DB_KIND']!r}")
+    if env["EXECUTOR"] not in {"CeleryExecutor", "LocalExecutor"}:
+        raise NodeEnvError(f"{path}: EXECUTOR must be CeleryExecutor or LocalExecutor, not {env['EXECUTOR']!r}")
+    try:
+        json.loads(env["EMR_PIPELINE_JSON"])
+    except json.JSONDecodeError as error:
+        raise NodeEnvError(f"{path}: EMR_PIPELINE_JSON is not valid JSON ({error.msg})") from None
+    return env
+
+
+class Node:
+    def __init__(self, env: dict[str, str], node_env_file: Path):
+        self.env = env
+        self.node_env_file = node_env_file
+        self.home = Path(env["AIRFLOW_HOME"])
+        self.venv = Path(env["AIRFLOW_VENV"])
+        self.runtime_dir = Path(env["RUNTIME_DIR"])
+        self.env_file = self.home / "airflow.env"
+        if env["PROCESS_MANAGER"] == "systemd":
+            self.unit_dir = Path(env["SYSTEMD_UNIT_DIR"])
+        else:
+            self.unit_dir = self.home / "units"
+
+    @classmethod
+    def from_env_file(cls, path: Path) -> "Node":
+        return cls(read_node_env(path), path)
+
+    @property
+    def roles(self) -> list[str]:
+        extra = [r for r in self.env["COLOCATED_ROLES"].replace(",", " ").split() if r]
+        unknown = [r for r in extra if r not in ROLES]
+        if unknown:
+            raise NodeEnvError(f"COLOCATED_ROLES names unknown roles: {', '.join(unknown)}")
+        return list(dict.fromkeys([self.env["AIRFLOW_ROLE"], *extra]))
+
+    def runs(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def migrates_database(self) -> bool:
+        """Only the scheduler node migrates, so the schema is upgraded exactly once per deployment."""
+        return self.env["AIRFLOW_ROLE"] == "scheduler"
+
+    def _process_names(self) -> list[str]:
+        names = [p for role in self.roles for p in ROLE_PROCESSES[role]]
+        if self.runs("api-server") and self.env["SCHEDULER_COUNT"] == "2":
+            names.append("scheduler")
+        return list(dict.fromkeys(names))
+
+    def secret_command(self, kind: str, secret_id: str, *options: str) -> list[str]:
+        return [str(self.venv / "bin" / "python"), str(BOOTSTRAP_DIR / "airflow_secret.py"), kind, secret_id, *options]
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.runtime_dir / "simple_auth_manager_passwords.json"
+
+    def processes(self) -> list[Process]:
+        airflow = str(self.venv / "bin" / "airflow")
+        commands = {
+            "api-server": [airflow, "api-server", "--host", self.env["API_SERVER_BIND"],
+                           "--port", self.env["API_SERVER_PORT"], "--workers", self.env["API_SERVER_WORKERS"]],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+            "triggerer": [airflow, "triggerer"],
+            "celery-worker": [airflow, "celery", "worker"],
+            "flower": [airflow, "celery", "flower"],
+        }
+        pre = {
+            "api-server": [self.secret_command("passwords-file", self.env["ADMIN_PASSWORD_SECRET_ID"],
+                                               "--user", "admin", "--path", str(self.passwords_file))],
+        }
+        with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
+        return [Process(name, with_secrets + commands[name], pre.get(name, [])) for name in self._process_names()]
+
+    # -- configuration -------------------------------------------------------------------------
+    def _db_settings(self) -> dict[str, str]:
+        env = self.env
+        if env["DB_KIND"] == "sqlite":
+            return {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"}
+        options = ["--host", env["DB_HOST"], "--port", env["DB_PORT"], "--database", env["DB_NAME"]]
+        if _truthy(env["DB_TLS"]):
+            options.append("--tls")
+        if env["DB_CA_BUNDLE"]:
+            options += ["--ca-bundle", env["DB_CA_BUNDLE"]]
+        return {
+            "sql_alchemy_conn_cmd": shlex.join(self.secret_command("mysql-url", env["DB_SECRET_ID"], *options)),
+            "result_backend_cmd": shlex.join(
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "db+mysql+pymysql", *options)
+            ),
+        }
+
+    def _broker_cmd(self) -> str:
+        env = self.env
+        options = ["--host", env["REDIS_HOST"], "--port", env["REDIS_PORT"]]
+        if _truthy(env["REDIS_TLS"]):
+            options.append("--tls")
+        return shlex.join(self.secret_command("redis-url", env["REDIS_AUTH_SECRET_ID"], *options))
+
+    def aws_connection_uri(self) -> str:
+        from urllib.parse import urlencode
+
+        query = {"region_name": self.env["AWS_REGION"]}
+        if self.env["AWS_ENDPOINT_URL"]:
+            # The emulator accepts any key; on EC2 the instance role supplies credentials.
+            query["endpoint_url"] = self.env["AWS_ENDPOINT_URL"]
+            return f"aws://testing:testing@/?{urlencode(query)}"
+        return f"aws://?{urlencode(query)}"
+
+    def template_context(self) -> dict:
+        env = self.env
+        return {
+            "env": env,
+            "node_env_file": str(self.node_env_file),
+            "home": str(self.home),
+            "venv": str(self.venv),
+            "runtime_dir": str(self.runtime_dir),
+            "env_file": str(self.env_file),
+            "passwords_file": str(self.passwords_file),
+            "db": self._db_settings(),
+            "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
+            "fernet_key_cmd": shlex.join(self.secret_command("fernet-key", env["FERNET_KEY_SECRET_ID"])),
+            "jwt_secret_cmd": shlex.join(self.secret_command("value", env["JWT_SECRET_SECRET_ID"])),
+            "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
+            "aws_conn_uri": self.aws_connection_uri(),
+            "emr_pipeline_json": json.dumps(json.loads(env["EMR_PIPELINE_JSON"]), separators=(",", ":")),
+            "systemd": env["PROCESS_MANAGER"] == "systemd",
+            "role_label": "+".join(self.roles),
+        }
+
+    def rendered_files(self) -> dict[Path, str]:
+        templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(CONFIG_DIR),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        templates.filters["q"] = env_file_value
+        templates.filters["exec"] = unit_command
+        context = self.template_context()
+        files = {self.env_file: templates.get_template("airflow.env.j2").render(context)}
+        unit = templates.get_template("airflow-process.service.j2")
+        for process in self.processes():
+            files[self.unit_dir / process.unit] = unit.render(context, process=process)
+        return files
+
+    def render(self) -> list[Path]:
+        """Write only what differs, so running configure twice changes nothing."""
+        for directory in (self.home, self.runtime_dir, self.unit_dir, Path(self.env["DAGS_FOLDER"])):
+            directory.mkdir(parents=True, exist_ok=True)
+        changed = []
+        files = self.rendered_files()
+        for path, content in files.items():
+            if not path.exists() or path.read_text() != content:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(content)
+                tmp.chmod(0o644)
+                os.replace(tmp, path)
+                changed.append(path)
+        stale = [p for p in self.unit_dir.glob(f"{UNIT_PREFIX}*.service") if p not in files]
+        for path in stale:
+            path.unlink()
+            changed.append(path)
+        if changed:
+            (self.home / RESTART_MARKER).touch()
+        return changed
+
+
+def env_file_value(value: object) -> str:
+    """A value both systemd's EnvironmentFile= and bash's `source` read back unchanged."""
+    text = str(value)
+    if any(c in text for c in "$`\n\r"):
+        raise NodeEnvError(f"value {text[:40]!r}… holds $, ` or a newline, which an EnvironmentFile cannot carry")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def unit_command(argv: list[str]) -> str:
+    text = shlex.join(argv)
+    if any(c in text for c in "$%\n"):
+        raise NodeEnvError(f"command {text[:60]!r}… holds $, % or a newline, which systemd would expand")
+    return text
+
+
+# -- health -----------------------------------------------------------------------------------
+def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+class HealthChecks:
+    """Each check returns None when healthy, else a one-line reason."""
+
+    def __init__(self, node: Node):
+        self.node = node
+        env = node.env
+        self.local_api = f"http://127.0.0.1:{env['API_SERVER_PORT']}/api/v2/monitor/health"
+        self.remote_api = f"http://{env['API_SERVER_HOST']}:{env['API_SERVER_PORT']}/api/v2/monitor/health"
+
+    def _component(self, url: str, component: str) -> str | None:
+        status, body = _get(url)
+        if status != 200:
+            return f"{url} answered HTTP {status}"
+        state = json.loads(body).get(component, {}).get("status")
+        return None if state == "healthy" else f"{component} is {state or 'unknown'} according to {url}"
+
+    def api_server(self) -> str | None:
+        return self._component(self.local_api, "metadatabase")
+
+    def scheduler(self) -> str | None:
+        url = f"http://127.0.0.1:{self.node.env['SCHEDULER_HEALTH_PORT']}/health"
+        status, _ = _get(url)
+        return None if status == 200 else f"scheduler health check {url} answered HTTP {status}"
+
+    def dag_processor(self) -> str | None:
+        return self._component(self.remote_api, "dag_processor")
+
+    def triggerer(self) -> str | None:
+        return self._component(self.remote_api, "triggerer")
+
+    def flower(self) -> str | None:
+        url = f"http://127.0.0.1:{self.node.env['FLOWER_PORT']}/healthcheck"
+        status, body = _get(url)
+        return None if status == 200 and body.strip() == "OK" else f"flower {url} answered HTTP {status}"
+
+    def celery_worker(self) -> str | None:
+        from celery import Celery
+
+        broker = _secret_output(shlex.split(self.node.template_context()["broker_url_cmd"]), self.node)
+        destination = f"celery@{socket.gethostname()}"
+        app = Celery(broker=broker)
+        try:
+            replies = app.control.ping(destination=[destination], timeout=5.0)
+        finally:
+            app.close()
+        return None if replies else f"celery worker {destination} did not answer inspect ping"
+
+    def check(self, process: Process) -> str | None:
+        check = getattr(self, process.name.replace("-", "_"))
+        try:
+            return check()
+        except (OSError, ValueError) as error:
+            return f"{process.name}: {type(error).__name__}: {error}"
+
+
+def _secret_output(command: list[str], node: Node) -> str:
+    import subprocess
+
+    env = {**os.environ, **{k: v or "" for k, v in dotenv_values(node.env_file).items()}}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise ValueError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "secret helper failed")
+    return result.stdout
+
+
+def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]:
+    checks = HealthChecks(node)
+    pending = {p.name: p for p in node.processes()}
+    problems: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for name, process in list(pending.items()):
+            problem = checks.check(process)
+            if problem is None:
+                print(f"health: {name} healthy", file=sys.stderr)
+                del pending[name]
+                problems.pop(name, None)
+            else:
+                problems[name] = problem
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    return [f"{name}: {problems[name]}" for name in pending]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "restart-needed"))
+    parser.add_argument("--timeout", type=float)
+    args = parser.parse_args(argv)
+    path = Path(os.environ.get("NODE_ENV_FILE", "/etc/airflow/node.env"))
+    try:
+        node = Node.from_env_file(path)
+        if args.command == "render":
+            for changed in node.render():
+                print(f"changed {changed}")
+        elif args.command == "units":
+            print("\n".join(p.unit for p in node.processes()))
+        elif args.command == "env-file":
+            print(node.env_file)
+        elif args.command == "migrates":
+            return 0 if node.migrates_database else 1
+        elif args.command == "restart-needed":
+            marker = node.home / RESTART_MARKER
+            needed = marker.exists()
+            marker.unlink(missing_ok=True)
+            return 0 if needed else 1
+        else:
+            timeout = args.timeout if args.timeout is not None else float(node.env["HEALTH_TIMEOUT_SECONDS"])
+            failures = wait_healthy(node, timeout)
+            for failure in failures:
+                print(f"unhealthy: {failure}", file=sys.stderr)
+            return 1 if failures else 0
+    except NodeEnvError as error:
+        print(f"node.env: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""DAG_1: the EMR cluster's life -- create it, run dag_2 on it, wait, terminate it, mail the outcome.
+
+Configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md), read at run time.
+Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), the mail is always
+sent, and the run ends ``failed`` whenever any task -- including the termination -- failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.hooks.ses import SesHook
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.sdk import DAG, Param, chain, task, timezone
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.task.trigger_rule import TriggerRule
+from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_setting, setting, templated
+from emr_pipeline.job_flow import job_flow_overrides
+from emr_pipeline.operators import (
+    ConfiguredExternalTaskSensor,
+    TriggerFreshDagRunOperator,
+    logical_date_triggered_by,
+)
+from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
+
+DATA_DAG_ID = "dag_2"
+CREATE, TRIGGER, WAIT, TERMINATE, MAIL = (
+    "create_emr_cluster",
+    "trigger_dag_2",
+    "wait_for_dag_2",
+    "terminate_emr_cluster",
+    "email_outcome",
+)
+REGION = templated(setting("region"))
+
+
+@task(task_id=MAIL, trigger_rule=TriggerRule.ALL_DONE)
+def email_outcome(output_uri: str, **context) -> None:
+    """Mail what happened, then fail if anything failed so the run cannot end green."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    config = pipeline_config()
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    states.pop(ti.task_id, None)
+    failures = failed_tasks(ti.dag_id, states)
+    triggered_run_id = ti.xcom_pull(task_ids=TRIGGER, key="trigger_run_id")
+    if triggered_run_id:
+        data_states = ti.get_task_states(dag_id=DATA_DAG_ID, run_ids=[triggered_run_id])
+        failures += failed_tasks(DATA_DAG_ID, data_states.get(triggered_run_id, {}))
+    outcome = Outcome(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        cluster_id=ti.xcom_pull(task_ids=CREATE),
+        triggered_run_id=triggered_run_id,
+        output_uri=output_uri,
+        duration=whole_seconds(timezone.utcnow() - dag_run.start_date),
+        failed_tasks=failures,
+    )
+    SesHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).send_email(
+        mail_from=config["sender_email"],
+        to=config["alert_email"],
+        subject=outcome.subject,
+        html_content=outcome.html(),
+    )
+    if not outcome.succeeded:
+        # Teardowns do not count for the run state and this task is the DAG's leaf: without this,
+        # a failed termination (or anything else) would end in a green run.
+        raise AirflowFailException(f"pipeline failed: {', '.join(failures)}; outcome mailed")
+
+
+with DAG(
+    dag_id="dag_1",
+    dag_display_name="DAG_1 · EMR cluster lifecycle",
+    description="Create an EMR cluster, run dag_2 on it, terminate it, e-mail the outcome",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # runs share the Hive tables and the output location
+    is_paused_upon_creation=False,  # manual-only: unpaused costs nothing and avoids a silent first run
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    params={
+        "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),
+        "output_uri": Param(None, type=["null", "string"], description="Parquet prefix; default: Variable"),
+    },
+    user_defined_macros={"job_flow_overrides": job_flow_overrides},
+    tags=["emr", "assignment"],
+) as dag:
+    create = EmrCreateJobFlowOperator(
+        task_id=CREATE,
+        emr_conn_id=None,
+        aws_conn_id=AWS_CONN_ID,
+        region_name=REGION,
+        # One expression rendering to a dict literal, which the operator literal_evals: keeps ints ints.
+        job_flow_overrides=templated(f"job_flow_overrides({CONFIG}, run_id)"),
+        # Never retried: a retry after RunJobFlow succeeded (and the try failed later) would create a
+        # second cluster, and the teardown only terminates the one in the last try's XCom.
+        retries=0,
+    )
+    trigger = TriggerFreshDagRunOperator(
+        task_id=TRIGGER,
+        trigger_dag_id=DATA_DAG_ID,
+        trigger_run_id="dag_1__{{ run_id }}__try{{ ti.try_number }}",
+        conf={
+            "cluster_id": create.output,
+            "input_uri": templated(run_setting("input_uri")),
+            "output_uri": templated(run_setting("output_uri")),
+        },
+        wait_for_completion=False,
+        fail_when_dag_is_paused=True,  # fail now rather than wait for a run that cannot start
+    )
+    wait = ConfiguredExternalTaskSensor(
+        task_id=WAIT,
+        external_dag_id=DATA_DAG_ID,
+        execution_date_fn=logical_date_triggered_by(TRIGGER),
+        allowed_states=["success"],
+        failed_states=["failed"],
+        deferrable=True,  # the Variable's sensor_mode may switch to reschedule or poke at run time
+        mode="reschedule",  # then the declared fallback, so the scheduler honours reschedule dates
+        retries=0,  # a failed dag_2 stays failed: re-poking would only delay the teardown
+    )
+    terminate = EmrTerminateJobFlowOperator(
+        task_id=TERMINATE,
+        job_flow_id=create.output,
+        aws_conn_id=AWS_CONN_ID,
+        region_name=REGION,
+    ).as_teardown(setups=create)
+    chain(create, trigger, wait, terminate, email_outcome(output_uri=templated(run_setting("output_uri"))))

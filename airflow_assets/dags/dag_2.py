@@ -1,0 +1,64 @@
+"""DAG_2: the data work on dag_1's EMR cluster -- load the CSV into Hive, sort it with PySpark.
+
+Triggered by dag_1 with conf ``{"cluster_id", "input_uri", "output_uri"}``; the URIs default to the
+``emr_pipeline`` Variable. Each EMR step is followed by a step sensor, deferred to the triggerer by
+default, so no worker slot is held while EMR works.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+from airflow.sdk import DAG, Param, chain
+from emr_pipeline.config import AWS_CONN_ID, setting, templated
+from emr_pipeline.operators import ConfiguredEmrStepSensor
+from emr_pipeline.steps import hive_load_steps, parent_prefix, sort_steps
+
+CLUSTER_ID = "{{ params.cluster_id }}"
+REGION = templated(setting("region"))
+
+
+def emr_step(task_id: str, steps: list[dict]) -> tuple[EmrAddStepsOperator, ConfiguredEmrStepSensor]:
+    add = EmrAddStepsOperator(
+        task_id=task_id,
+        job_flow_id=CLUSTER_ID,
+        steps=steps,
+        aws_conn_id=AWS_CONN_ID,
+        region_name=REGION,
+        retries=0,  # a retry could add the step twice
+    )
+    watch = ConfiguredEmrStepSensor(
+        task_id=f"wait_for_{task_id}",
+        job_flow_id=CLUSTER_ID,
+        step_id=f"{{{{ ti.xcom_pull(task_ids='{task_id}')[0] }}}}",
+        aws_conn_id=AWS_CONN_ID,
+        region_name=REGION,
+        deferrable=True,  # the Variable's sensor_mode may switch to reschedule or poke at run time
+        mode="reschedule",  # then the declared fallback, so the scheduler honours reschedule dates
+        retries=0,  # a failed step stays failed
+    )
+    add >> watch
+    return add, watch
+
+
+with DAG(
+    dag_id="dag_2",
+    dag_display_name="DAG_2 · Hive load and PySpark sort on EMR",
+    description="Load Mall_Customers.csv into Hive and write it sorted by spending score as Parquet",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # runs share the Hive tables and the output location
+    is_paused_upon_creation=False,  # only dag_1 triggers it; paused, dag_1 would wait for nothing
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    params={
+        "cluster_id": Param(type="string", minLength=1, description="EMR cluster (from dag_1)"),
+        "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),
+        "output_uri": Param(None, type=["null", "string"], description="Parquet prefix; default: Variable"),
+    },
+    user_defined_filters={"parent_prefix": parent_prefix},
+    tags=["emr", "assignment"],
+) as dag:
+    chain(*emr_step("load_into_hive", hive_load_steps()), *emr_step("sort_and_write_parquet", sort_steps()))

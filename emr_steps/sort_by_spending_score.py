@@ -1,0 +1,269 @@
+"""Sort the mall customers by spending score and write them as Parquet.
+
+spark-submit step of DAG_2. Reads either the typed Hive table that load_customers.hql builds
+(``--source-table DB.TABLE``) or the CSV itself (``--source-csv PATH_OR_URI``), validates every row
+before anything is written, sorts ascending by spending score (ties: customer id ascending) and
+replaces ``--output`` atomically. Paths go through Hadoop's FileSystem API, so local paths and
+``s3://`` URIs (EMRFS on EMR) behave the same; no AWS SDK is used.
+
+Exit codes: 0 success, 2 bad input (one ``error: ...`` line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, IntegerType, LongType, StringType, StructField, StructType
+
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # snake_case output column
+    headers: tuple[str, ...]  # accepted CSV header spellings; the first is shown in errors
+    numeric: bool
+    low: int | None = None
+    high: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.headers[0]
+
+
+FIELDS = (
+    Field("customer_id", ("CustomerID",), numeric=True, low=0),
+    Field("gender", ("Gender", "Genre"), numeric=False),
+    Field("age", ("Age",), numeric=True, low=0, high=150),
+    Field("annual_income_k_usd", ("Annual Income (k$)",), numeric=True, low=0),
+    Field("spending_score", ("Spending Score (1-100)",), numeric=True, low=1, high=100),
+)
+OUTPUT_SCHEMA = StructType(
+    [StructField(f.name, IntegerType() if f.numeric else StringType(), nullable=False) for f in FIELDS]
+)
+SORT_KEYS = ("spending_score", "customer_id")
+ROW_NUMBER = "_row_number"
+
+
+class InputError(Exception):
+    """Bad input: the message is shown to the user as a single line."""
+
+
+def _normalise_header(name: str) -> str:
+    return name.replace(BOM, "").strip().lower()
+
+
+def _hadoop_path(spark: SparkSession, location: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _require_non_empty_input(spark: SparkSession, location: str) -> None:
+    path, fs = _hadoop_path(spark, location)
+    if not fs.exists(path):
+        raise InputError(f"input not found: {location}")
+    if fs.getContentSummary(path).getLength() == 0:
+        raise InputError(f"input is empty: {location}")
+
+
+def _read_csv(spark: SparkSession, location: str) -> tuple[DataFrame, DataFrame]:
+    """(raw, typed) frames of the output columns, found by header name (Genre/Gender, any order).
+
+    ``typed`` parses numbers while reading, like any plain Spark CSV read; a value that does not
+    parse becomes NULL there, and ``raw`` (all strings) is read again only to describe the problem.
+    """
+    _require_non_empty_input(spark, location)
+    header_line = spark.read.text(location).first()
+    header = [_normalise_header(h) for h in (header_line[0] if header_line else "").split(",")]
+    positions = {}
+    for field in FIELDS:
+        found = [i for i, name in enumerate(header) if name in {h.lower() for h in field.headers}]
+        if not found:
+            raise InputError(f"missing column '{field.label}' in header {header_line[0].replace(BOM, '').strip()!r}")
+        positions[field.name] = found[0]
+    reader = spark.read.options(
+        header=True,
+        ignoreLeadingWhiteSpace=True,
+        ignoreTrailingWhiteSpace=True,  # also strips the \r of CRLF files
+        mode="PERMISSIVE",
+    )
+
+    def read(types: dict[int, DataType]) -> DataFrame:
+        schema = StructType([StructField(f"_c{i}", types.get(i, StringType())) for i in range(len(header))])
+        return reader.schema(schema).csv(location).select(
+            *[F.col(f"_c{positions[f.name]}").alias(f.name) for f in FIELDS]
+        )
+
+    raw = read({})
+    typed = read({positions[f.name]: IntegerType() for f in FIELDS if f.numeric})
+    return raw, typed
+
+
+def _read_table(spark: SparkSession, table: str) -> tuple[DataFrame, DataFrame]:
+    if not spark.catalog.tableExists(table):
+        raise InputError(f"input not found: Hive table {table}")
+    frame = spark.table(table)
+    missing = [f.name for f in FIELDS if f.name not in frame.columns]
+    if missing:
+        raise InputError(f"missing column '{missing[0]}' in Hive table {table}")
+    raw = frame.select(*[F.col(f.name).cast("string").alias(f.name) for f in FIELDS])
+    typed = frame.select(*[F.col(f.name).cast(OUTPUT_SCHEMA[f.name].dataType).alias(f.name) for f in FIELDS])
+    return raw, typed
+
+
+WHOLE_NUMBER = r"^[+-]?[0-9]{1,9}$"  # what both the typed CSV read and the Hive DDL accept as INT
+
+
+def _problems(field: Field) -> list[tuple[Column, str]]:
+    """(condition on a raw row, message template) pairs; {value} is the raw value."""
+    raw, typed = F.col(field.name), F.col(field.name).try_cast("int")
+    checks = [((raw.isNull()) | (raw == ""), f"{field.label} is missing")]
+    if field.numeric:
+        checks.append((~raw.rlike(WHOLE_NUMBER), f"{field.label} is '{{value}}', not a whole number"))
+        bounds = f"{field.low}-{field.high}" if field.high is not None else f">= {field.low}"
+        out_of_range = typed < field.low
+        if field.high is not None:
+            out_of_range = out_of_range | (typed > field.high)
+        checks.append((out_of_range, f"{field.label} is {{value}}, outside {bounds}"))
+    return checks
+
+
+def _describe_row(raw: DataFrame, condition: Column, message: str, field: Field, source: str) -> str:
+    """Locate the first row matching ``condition`` (error path only, so an extra pass is fine)."""
+    schema = StructType([*raw.schema.fields, StructField(ROW_NUMBER, LongType())])
+    numbered = raw.sparkSession.createDataFrame(
+        raw.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1)), schema
+    )
+    row = numbered.where(condition).orderBy(ROW_NUMBER).first()
+    where = f"row {row[ROW_NUMBER]}" if source == "csv" else "row"
+    customer = row["customer_id"]
+    identity = f" (CustomerID {customer})" if customer else ""
+    return f"{where}{identity}: " + message.format(value=row[field.name])
+
+
+def _first_problem(raw: DataFrame, source: str) -> str:
+    """Error path: name the first failing check and the first row failing it."""
+    for field in FIELDS:
+        for condition, message in _problems(field):
+            if raw.where(condition).limit(1).count():
+                return _describe_row(raw, condition, message, field, source)
+    raise AssertionError("validation found a problem the row checks cannot locate")
+
+
+def validate(raw: DataFrame, typed: DataFrame, source: str) -> int:
+    """Return the row count, or raise InputError naming the first problem.
+
+    The good path is one aggregation over ``typed`` (cached by the caller): per-column problem counts
+    and an exact distinct-id count from per-bucket bitmaps, which shuffles a few hundred bitmaps
+    instead of every id. The raw text is only looked at again to describe a problem.
+    """
+    checks = []
+    for field in FIELDS:
+        value = F.col(field.name)
+        bad = value.isNull() if field.numeric else value.isNull() | (value == "")
+        if field.low is not None:
+            bad = bad | (value < field.low)
+        if field.high is not None:
+            bad = bad | (value > field.high)
+        checks.append(F.count(F.when(bad, 1)).alias(field.name))
+    ids = F.col("customer_id")
+    per_bucket = typed.groupBy(F.bitmap_bucket_number(ids).alias("bucket")).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.bitmap_count(F.bitmap_construct_agg(F.bitmap_bit_position(ids))).alias("distinct_ids"),
+        *checks,
+    )
+    rows, distinct_ids, *problems = per_bucket.agg(
+        *[F.coalesce(F.sum(c), F.lit(0)) for c in ["rows", "distinct_ids", *(f.name for f in FIELDS)]]
+    ).first()
+    if rows == 0:
+        raise InputError("input has a header but no data rows")
+    if any(problems):
+        raise InputError(_first_problem(raw, source))
+    if distinct_ids != rows:
+        dup = (
+            raw.groupBy(F.col("customer_id").try_cast("int").alias("id"))
+            .agg(F.count(F.lit(1)).alias("n"), F.min("customer_id").alias("shown"))
+            .where("n > 1")
+            .orderBy("id")
+            .first()
+        )
+        raise InputError(f"duplicate customer ids: CustomerID {dup['shown']} appears {dup['n']} times")
+    return rows
+
+
+def sort_customers(typed: DataFrame) -> DataFrame:
+    return typed.orderBy(*SORT_KEYS)
+
+
+def write_atomically(spark: SparkSession, frame: DataFrame, output: str) -> None:
+    """Write next to ``output`` and swap it in, so the final location is never partial."""
+    final, fs = _hadoop_path(spark, output.rstrip("/"))
+    token = uuid.uuid4().hex[:12]
+    staging = final.getParent().suffix(f"/_tmp_{final.getName()}_{token}")
+    backup = final.getParent().suffix(f"/_old_{final.getName()}_{token}")
+    try:
+        frame.write.mode("error").parquet(staging.toString())
+        had_previous = fs.exists(final)
+        if had_previous and not fs.rename(final, backup):
+            raise OSError(f"could not move the previous output {output} aside")
+        if not fs.rename(staging, final):
+            if had_previous:
+                fs.rename(backup, final)
+            raise OSError(f"could not move the new output into {output}")
+        if had_previous:
+            fs.delete(backup, True)
+    finally:
+        if fs.exists(staging):
+            fs.delete(staging, True)
+
+
+def run(spark: SparkSession, *, source_table: str | None, source_csv: str | None, output: str) -> int:
+    """Validate, sort and write; return the number of rows written. Raises InputError."""
+    raw, typed = _read_table(spark, source_table) if source_table else _read_csv(spark, source_csv)
+    # Validation and the sort both need the parsed input: parse it once, keep the compact typed form.
+    typed = typed.persist()
+    try:
+        rows = validate(raw, typed, "table" if source_table else "csv")
+        write_atomically(spark, sort_customers(typed), output)
+        return rows
+    finally:
+        typed.unpersist()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source-table", help="Hive table DB.TABLE (typed, see load_customers.hql)")
+    source.add_argument("--source-csv", help="CSV file or prefix, local path or s3:// URI")
+    parser.add_argument("--output", required=True, help="Parquet output location (replaced atomically)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> int:
+    args = parse_args(argv)
+    own_session = spark is None
+    if own_session:
+        builder = SparkSession.builder.appName("sort_by_spending_score")
+        if args.source_table:
+            builder = builder.enableHiveSupport()
+        spark = builder.getOrCreate()
+    try:
+        rows = run(spark, source_table=args.source_table, source_csv=args.source_csv, output=args.output)
+    except InputError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        if own_session:
+            spark.stop()
+    print(f"wrote {rows} customers sorted by spending score to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

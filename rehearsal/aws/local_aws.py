@@ -1,0 +1,290 @@
+"""LocalAws: a seeded in-process moto server plus the local EMR step runner."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.config import Config
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.emr.models import Cluster, emr_backends
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.ses.models import ses_backends
+
+from rehearsal.aws.s3_mirror import S3Mirror
+from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.seed import seed
+from rehearsal.aws.ses_mail import mail_as_dict
+from rehearsal.aws.spark_env import find_spark_environment
+from rehearsal.aws.step_runner import StepRunner, step_log_dir
+
+DUMMY_ACCESS_KEY = "testing"
+DUMMY_SECRET_KEY = "testing"
+
+
+def emulated_clusters() -> list[Cluster]:
+    """Every cluster in moto's EMR backends, whatever account/region the request landed in.
+
+    moto's EMR takes the region from the endpoint host name only; behind an IP endpoint such as
+    the rehearsal's, every cluster lands in moto's default region (us-east-1), not the signed one.
+    """
+    return [
+        cluster
+        for account in list(emr_backends.values())
+        for backend in list(account.values())
+        for cluster in list(backend.clusters.values())
+    ]
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(f"rehearsal: cannot serve the AWS emulator on 127.0.0.1:{port}: {exc.strerror}") from exc
+
+
+class LocalAws:
+    """The AWS side of the rehearsal. Use as a context manager; see docs/emulator.md."""
+
+    _active_lock = threading.Lock()
+    _active: LocalAws | None = None
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        dataset: Path,
+        emr_steps_dir: Path,
+        region: str = "us-west-2",
+        port: int = 0,
+        poll_interval: float = 0.5,
+        sender_email: str = "airflow@example.com",
+        alert_email: str = "ops@example.com",
+    ):
+        self.workdir = Path(workdir).resolve()
+        self.dataset = Path(dataset)
+        self.emr_steps_dir = Path(emr_steps_dir)
+        self.region = region
+        self.account_id = DEFAULT_ACCOUNT_ID
+        self._port = port
+        self._poll_interval = poll_interval
+        self._sender_email = sender_email
+        self._alert_email = alert_email
+        self._server: ThreadedMotoServer | None = None
+        self._runner: StepRunner | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.endpoint_url = ""
+        self._pipeline_config: dict[str, Any] = {}
+        self._secret_ids: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalAws:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not self.dataset.is_file():
+            raise FileNotFoundError(f"rehearsal: dataset not found: {self.dataset}")
+        if not self.emr_steps_dir.is_dir():
+            raise FileNotFoundError(f"rehearsal: EMR steps directory not found: {self.emr_steps_dir}")
+        if self._port:
+            _require_free_port(self._port)  # moto's server thread would die silently and hang start()
+        spark = find_spark_environment()
+        with LocalAws._active_lock:
+            if LocalAws._active is not None:
+                raise RuntimeError(
+                    "rehearsal: a LocalAws is already running in this process "
+                    "(moto's backends are process-wide); stop it first"
+                )
+            LocalAws._active = self
+        try:
+            self._start_server()
+            seeded = seed(
+                self.client,
+                region=self.region,
+                dataset=self.dataset,
+                emr_steps_dir=self.emr_steps_dir,
+                sender_email=self._sender_email,
+                alert_email=self._alert_email,
+            )
+            self._pipeline_config = seeded.pipeline_config
+            self._secret_ids = seeded.secret_ids
+            self._runner = StepRunner(
+                clusters=emulated_clusters,
+                clients=self.client,
+                mirror=S3Mirror(self.client("s3"), self.workdir / "s3"),
+                workdir=self.workdir / "emr",
+                poll_interval=self._poll_interval,
+                spark=spark,
+                step_env={
+                    "AWS_ENDPOINT_URL": self.endpoint_url,
+                    "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
+                    "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
+                    "AWS_DEFAULT_REGION": self.region,
+                    "AWS_REGION": self.region,
+                },
+            )
+            self._runner.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        with LocalAws._active_lock:
+            if LocalAws._active is self:
+                LocalAws._active = None
+
+    def _start_server(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # One access-log line per emulated API call drowns everything else (werkzeug logs at INFO).
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        # A previous emulator in this process (or a mock_aws) may have left state in moto's backends.
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
+        with self._clients_lock:
+            self._clients.clear()
+
+    # -- connection details ----------------------------------------------------------------------
+
+    @property
+    def airflow_connection_uri(self) -> str:
+        """AIRFLOW_CONN_AWS_DEFAULT value: dummy keys, region and the emulator's endpoint."""
+        query = urlencode({"region_name": self.region, "endpoint_url": self.endpoint_url})
+        return f"aws://{DUMMY_ACCESS_KEY}:{DUMMY_SECRET_KEY}@/?{query}"
+
+    @property
+    def pipeline_config(self) -> dict[str, Any]:
+        """The `emr_pipeline` Variable (contracts §1) for the seeded resources; a fresh copy."""
+        return dict(self._pipeline_config)
+
+    @property
+    def secret_ids(self) -> dict[str, str]:
+        """contracts §3 node parameter name -> secret ARN."""
+        return dict(self._secret_ids)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulator (cached; boto3 clients are thread-safe)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.session.Session(
+                    aws_access_key_id=DUMMY_ACCESS_KEY,
+                    aws_secret_access_key=DUMMY_SECRET_KEY,
+                    region_name=self.region,
+                ).client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                )
+            return self._clients[service]
+
+    def secret_value(self, secret_id: str) -> str:
+        return self.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+
+    # -- S3 --------------------------------------------------------------------------------------
+
+    def upload(self, local_path: Path | str, s3_uri: str) -> None:
+        target = S3Location.parse(s3_uri)
+        self.client("s3").upload_file(str(local_path), target.bucket, target.key)
+
+    def upload_bytes(self, data: bytes, s3_uri: str) -> None:
+        target = S3Location.parse(s3_uri)
+        self.client("s3").put_object(Bucket=target.bucket, Key=target.key, Body=data)
+
+    def list_keys(self, s3_uri_prefix: str) -> list[str]:
+        """Sorted object keys (without bucket) under the prefix."""
+        prefix = S3Location.parse(s3_uri_prefix)
+        keys = []
+        for page in self.client("s3").get_paginator("list_objects_v2").paginate(
+            Bucket=prefix.bucket, Prefix=prefix.key
+        ):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(keys)
+
+    def download(self, s3_uri: str, local_path: Path | str) -> None:
+        source = S3Location.parse(s3_uri)
+        Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+        self.client("s3").download_file(source.bucket, source.key, str(local_path))
+
+    def read_parquet(self, s3_uri_prefix: str) -> pa.Table:
+        """All Parquet parts under the prefix, concatenated in part-name order."""
+        prefix = S3Location.parse(s3_uri_prefix)
+        parts = [key for key in self.list_keys(s3_uri_prefix) if key.endswith(".parquet")]
+        if not parts:
+            raise FileNotFoundError(f"no Parquet parts under {s3_uri_prefix}")
+        s3 = self.client("s3")
+        tables = [
+            pq.read_table(io.BytesIO(s3.get_object(Bucket=prefix.bucket, Key=key)["Body"].read()))
+            for key in parts
+        ]
+        return pa.concat_tables(tables, promote_options="default")
+
+    # -- SES and EMR views -----------------------------------------------------------------------
+
+    def sent_mails(self) -> list[dict[str, Any]]:
+        backend = ses_backends[self.account_id][self.region]
+        return [mail_as_dict(message) for message in list(backend.sent_messages)]
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """Every emulated EMR cluster, oldest first, with its steps in submission order."""
+        clusters = sorted(emulated_clusters(), key=lambda cluster: cluster.creation_datetime)
+        return [
+            {
+                "id": cluster.id,
+                "name": cluster.name,
+                "state": cluster.state,
+                "state_change_reason": {
+                    key: value
+                    for key, value in (cluster.status.get("StateChangeReason") or {}).items()
+                    if value is not None
+                },
+                "steps": [
+                    {
+                        "id": step.id,
+                        "name": step.name,
+                        "state": step.state,
+                        "args": list(step.args),
+                        "action_on_failure": step.action_on_failure,
+                        "state_change_reason": getattr(step, "last_state_change_reason", None),
+                        "failure_details": dict(step.status.get("FailureDetails") or {}),
+                        "log_dir": str(self.step_log_dir(cluster.id, step.id)),
+                    }
+                    for step in list(cluster.steps)
+                ],
+            }
+            for cluster in clusters
+        ]
+
+    def step_log_dir(self, cluster_id: str, step_id: str) -> Path:
+        """Local copy of the step's stdout, stderr and controller (the runner's own record)."""
+        return step_log_dir(self.workdir / "emr", cluster_id, step_id)
+
+    def steps_idle(self) -> bool:
+        """True when no step is running or waiting on any non-terminated cluster."""
+        return self._runner is None or self._runner.idle()
+
+

@@ -1,0 +1,318 @@
+"""The rehearsal: emulated AWS + real Airflow nodes bootstrapped by the EC2 scripts, one pipeline run checked.
+
+``Rehearsal`` is a context manager so the tests can keep one running deployment across drills; the
+CLI (``python -m rehearsal``) uses it for a single checked run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rehearsal.airflow_api import AirflowApi, parse_time
+from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
+from rehearsal.services import (
+    RehearsalDatabase,
+    RehearsalRedis,
+    new_database_credentials,
+    require_java,
+    require_mariadb,
+    require_redis_server,
+)
+from rehearsal.supervisor import Supervisor
+
+log = logging.getLogger("rehearsal")
+
+DATASET = REPO_ROOT.parent / "shared" / "data" / "Mall_Customers.csv"
+EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
+# The sort job may keep the CSV header or normalise it to snake_case.
+SCORE_COLUMNS = ("spending_score", "Spending Score (1-100)")
+PROFILES = ("embedded", "cluster")
+
+
+class RehearsalFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class PipelineRun:
+    """One dag_1 run and what it led to, read back from the API and the emulator."""
+
+    dag_1: dict
+    dag_2: dict | None
+    task_instances: dict[str, list[dict]]
+    cluster_id: str | None
+    cluster_state: str | None
+    new_mails: list[dict]
+    log_tails: dict[str, str] = field(default_factory=dict)
+
+    def _ti(self, dag_id: str, task_id: str) -> dict | None:
+        return next((t for t in self.task_instances.get(dag_id, []) if t["task_id"] == task_id), None)
+
+    @staticmethod
+    def _seconds(start: str | None, end: str | None) -> float | None:
+        if not start or not end:
+            return None
+        return (parse_time(end) - parse_time(start)).total_seconds()
+
+    @property
+    def dag_1_seconds(self) -> float | None:
+        return self._seconds(self.dag_1.get("start_date"), self.dag_1.get("end_date"))
+
+    @property
+    def dag_2_seconds(self) -> float | None:
+        return self._seconds(self.dag_2.get("start_date"), self.dag_2.get("end_date")) if self.dag_2 else None
+
+    @property
+    def trigger_lag(self) -> float | None:
+        """trigger_dag_2 done -> dag_2 running: how fast the scheduler picks up a triggered run."""
+        trigger = self._ti("dag_1", "trigger_dag_2")
+        if not trigger or not self.dag_2:
+            return None
+        lag = self._seconds(trigger.get("end_date"), self.dag_2.get("start_date"))
+        return None if lag is None else max(lag, 0.0)
+
+    @property
+    def sensor_lag(self) -> float | None:
+        """dag_2 finished -> wait_for_dag_2 finished: how fast dag_1 notices."""
+        sensor = self._ti("dag_1", "wait_for_dag_2")
+        if not sensor or not self.dag_2:
+            return None
+        lag = self._seconds(self.dag_2.get("end_date"), sensor.get("end_date"))
+        return None if lag is None else max(lag, 0.0)
+
+    def log_report(self) -> str:
+        """The log tails of every failed task and EMR step, for a person reading a failure."""
+        return "\n".join(f"--- log tail of {name} ---\n{tail}" for name, tail in self.log_tails.items())
+
+    def summary(self, profile: str) -> str:
+        def fmt(value):
+            return "n/a" if value is None else f"{value:.1f}s"
+
+        return (f"profile={profile} dag_1={fmt(self.dag_1_seconds)} dag_2={fmt(self.dag_2_seconds)} "
+                f"trigger_lag={fmt(self.trigger_lag)} sensor_lag={fmt(self.sensor_lag)}")
+
+
+class Rehearsal:
+    # poll_interval: how often the sensors (deferrable, as deployed) check; short so a run stays short.
+    def __init__(self, profile: str, *, workdir: Path | None = None, scheduler_count: int = 1, keep: bool = False,
+                 venv: Path | None = None, poll_interval: float = 1.0, dataset: Path = DATASET):
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+        self.profile = profile
+        self.keep = keep
+        self.scheduler_count = scheduler_count
+        self.venv = venv or Path(sys.prefix)
+        self.poll_interval = poll_interval
+        self.dataset = dataset
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"rehearsal-{profile}-")).resolve()
+        self.aws = None
+        self.nodes: list[Node] = []
+        self.supervisor: Supervisor | None = None
+        self.api: AirflowApi | None = None
+        self._database: RehearsalDatabase | None = None
+        self._redis: RehearsalRedis | None = None
+        self._units: dict[str, list[str]] = {}
+        self.bootstrap_seconds: dict[str, dict[str, float]] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> "Rehearsal":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def _check_machine(self) -> None:
+        if not self.dataset.is_file():
+            raise RehearsalFailed(f"dataset {self.dataset} not found (expected ../shared/data next to the repo)")
+        require_java()
+        if self.profile == "cluster":
+            require_mariadb()
+            require_redis_server()
+
+    def start(self) -> None:
+        from rehearsal.aws import LocalAws
+
+        self._check_machine()
+        log.info("rehearsal: workdir %s", self.workdir)
+        self.aws = LocalAws(self.workdir / "aws", dataset=self.dataset, emr_steps_dir=EMR_STEPS_DIR,
+                            poll_interval=0.5)
+        self.aws.start()
+        self.original_input = self.workdir / "input.csv"
+        self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
+        if self.profile == "cluster":
+            self._start_services()
+            redis_port = self._redis.port
+            self.nodes = cluster_nodes(self.aws, self.workdir, self.venv, self.poll_interval,
+                                       db_name=self._database.name, redis_port=redis_port,
+                                       scheduler_count=self.scheduler_count)
+        else:
+            self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval)
+        self.supervisor = Supervisor(self.workdir / "logs")
+        self._bootstrap()
+        api_node = next(n for n in self.nodes if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", ""))
+        password = self.aws.secret_value(self.aws.secret_ids["ADMIN_PASSWORD_SECRET_ID"])
+        self.api = AirflowApi(f"http://127.0.0.1:{api_node.params['API_SERVER_PORT']}", "admin", password)
+        self.api.login()
+        for dag_id in ("dag_1", "dag_2"):
+            self.api.wait_for_dag(dag_id, timeout=180)
+            self.api.unpause(dag_id)
+
+    def _start_services(self) -> None:
+        secrets = self.aws.client("secretsmanager")
+        credentials = new_database_credentials()
+        # As RDS does: the master secret names the user; here a fresh one per run.
+        secrets.put_secret_value(
+            SecretId=self.aws.secret_ids["DB_SECRET_ID"],
+            SecretString=__import__("json").dumps({"username": credentials["username"],
+                                                   "password": credentials["password"]}),
+        )
+        self._database = RehearsalDatabase(name=credentials["database"], username=credentials["username"],
+                                           password=credentials["password"])
+        self._database.create()
+        redis_password = self.aws.secret_value(self.aws.secret_ids["REDIS_AUTH_SECRET_ID"])
+        self._redis = RehearsalRedis(self.workdir / "redis", redis_password, free_port())
+        self._redis.start()
+
+    def _bootstrap(self) -> None:
+        """Same order as on EC2: every node installs and configures; the scheduler node migrates first."""
+        for node in self.nodes:
+            node.write_node_env()
+            node.phase("install")
+            node.phase("configure")
+        # Nodes start in parallel on EC2; the non-scheduler nodes wait for the migration themselves.
+        errors: list[BaseException] = []
+
+        def start(node: Node) -> None:
+            try:
+                node.phase("start")
+                self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]
+                node.phase("health")
+            except BaseException as error:  # reported below, from the main thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=start, args=(n,), name=f"bootstrap-{n.name}") for n in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for node in self.nodes:
+            self.bootstrap_seconds[node.name] = dict(node.timings)
+        if errors:
+            raise errors[0]
+
+    def stop(self) -> None:
+        if self.api:
+            self.api.close()
+        if self.supervisor:
+            self.supervisor.stop_all()
+        if self._redis:
+            self._redis.stop()
+        if self._database and not self.keep:
+            try:
+                self._database.drop()
+            except Exception as error:  # cleanup must go on
+                log.warning("rehearsal: could not drop database %s: %s", self._database.name, error)
+        if self.aws:
+            self.aws.stop()
+            self.aws = None
+        if self._own_workdir and not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- one pipeline run -----------------------------------------------------------------------
+    def units(self, node: str) -> list[str]:
+        return self._units[node]
+
+    def trigger(self) -> str:
+        return self.api.trigger("dag_1")["dag_run_id"]
+
+    def wait(self, run_id: str, timeout: float = 900, on_poll=None) -> PipelineRun:
+        dag_1 = self.api.wait_for_run("dag_1", run_id, timeout, on_poll=on_poll)
+        return self.collect(dag_1)
+
+    def collect(self, dag_1: dict) -> PipelineRun:
+        run_id = dag_1["dag_run_id"]
+        tis = {"dag_1": self.api.task_instances("dag_1", run_id)}
+        dag_2 = None
+        dag_2_run_id = self.api.xcom("dag_1", run_id, "trigger_dag_2", "trigger_run_id")
+        if dag_2_run_id:
+            dag_2 = self.api.wait_for_run("dag_2", dag_2_run_id, timeout=120)
+            tis["dag_2"] = self.api.task_instances("dag_2", dag_2_run_id)
+        cluster_id = self.api.xcom("dag_1", run_id, "create_emr_cluster", "return_value")
+        cluster = next((c for c in self.aws.clusters() if c["id"] == cluster_id), None)
+        if cluster is None and cluster_id:
+            described = self.aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
+            cluster = {"id": cluster_id, "state": described["Status"]["State"], "steps": []}
+        mails = [m for m in self.aws.sent_mails() if run_id in m["subject"]]
+        run = PipelineRun(dag_1=dag_1, dag_2=dag_2, task_instances=tis, cluster_id=cluster_id,
+                          cluster_state=cluster["state"] if cluster else None, new_mails=mails)
+        for step in (cluster or {}).get("steps", []):
+            if step["state"] == "FAILED":
+                stderr = Path(step["log_dir"]) / "stderr"
+                tail = stderr.read_text(errors="replace").splitlines()[-30:] if stderr.is_file() else []
+                run.log_tails[f"EMR step {step['name']}"] = "\n".join([str(step["failure_details"]), *tail])
+        for dag_id, instances in tis.items():
+            dag_run_id = run_id if dag_id == "dag_1" else dag_2_run_id
+            for ti in instances:
+                if ti["state"] in ("failed", "upstream_failed") and ti.get("try_number"):
+                    text = self.api.task_log(dag_id, dag_run_id, ti["task_id"], ti["try_number"])
+                    run.log_tails[f"{dag_id}.{ti['task_id']}"] = "\n".join(text.splitlines()[-30:])
+        return run
+
+    def success_problems(self, run: PipelineRun) -> list[str]:
+        problems = []
+        if run.dag_1["state"] != "success":
+            problems.append(f"dag_1 ended {run.dag_1['state']}")
+        if not run.dag_2 or run.dag_2["state"] != "success":
+            problems.append(f"dag_2 ended {run.dag_2['state'] if run.dag_2 else 'never triggered'}")
+        problems += self._cluster_and_mail_problems(run, "SUCCEEDED")
+        if not problems:
+            problems += self.output_problems()
+        return problems
+
+    def output_problems(self) -> list[str]:
+        table = self.aws.read_parquet(self.aws.pipeline_config["output_uri"])
+        expected = sum(1 for _ in self.original_input.open()) - 1
+        if table.num_rows != expected:
+            return [f"output has {table.num_rows} rows, expected {expected}"]
+        column = next((c for c in SCORE_COLUMNS if c in table.column_names), None)
+        if column is None:
+            return [f"output has no spending score column (has {', '.join(table.column_names)})"]
+        scores = table.column(column).to_pylist()
+        if None in scores:
+            return [f"output has empty {column} values"]
+        return [] if scores == sorted(scores) else [f"output is not sorted ascending by {column}"]
+
+    @staticmethod
+    def _cluster_and_mail_problems(run: PipelineRun, verdict: str) -> list[str]:
+        problems = []
+        if run.cluster_state != "TERMINATED":
+            problems.append(f"EMR cluster {run.cluster_id} is {run.cluster_state}, expected TERMINATED")
+        verdicts = [m["subject"] for m in run.new_mails]
+        if len(verdicts) != 1 or verdict not in verdicts[0]:
+            problems.append(f"expected exactly one {verdict} mail, got {verdicts}")
+        return problems
+
+    def failure_problems(self, run: PipelineRun) -> list[str]:
+        """What a failed pipeline must still do: fail both DAGs, terminate the cluster, mail once."""
+        problems = []
+        if run.dag_1["state"] != "failed":
+            problems.append(f"dag_1 ended {run.dag_1['state']}, expected failed")
+        if not run.dag_2 or run.dag_2["state"] != "failed":
+            problems.append(f"dag_2 ended {run.dag_2['state'] if run.dag_2 else 'never triggered'}, expected failed")
+        return problems + self._cluster_and_mail_problems(run, "FAILED")
+
+    def restore_input(self) -> None:
+        self.aws.upload(self.original_input, self.aws.pipeline_config["input_uri"])

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests and the rehearsal need on a fresh Debian machine and starts the local
+# services that stand in for RDS MySQL and ElastiCache. Safe to run again: it skips what is there.
+set -euo pipefail
+
+apt_packages=(pkg-config default-libmysqlclient-dev build-essential shellcheck rsync mariadb-server redis-server openjdk-17-jre-headless nodejs npm)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+# A machine that already has Java 17 and Node 20 from elsewhere does not need Debian's.
+command -v java >/dev/null && missing=("${missing[@]/openjdk-17-jre-headless}")
+command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
+read -r -a missing <<< "${missing[*]}"
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  echo "setup: $2 did not start on 127.0.0.1:$1" >&2; return 1
+}
+
+if ! port_open 3306; then
+  echo "setup: starting MariaDB"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_port 3306 MariaDB
+fi
+if ! port_open 6379; then
+  echo "setup: starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  wait_port 6379 Redis
+fi

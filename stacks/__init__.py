@@ -1,0 +1,1 @@
+"""CDK stacks and constructs of the self-managed Airflow 3 cluster."""

@@ -1,0 +1,1 @@
+"""One Construct per AWS component; stacks wire them together."""

@@ -1,0 +1,147 @@
+"""One Airflow EC2 node: AL2023, IMDSv2, SSM only, encrypted root, bootstrapped by cfn-init and health-gated.
+
+cfn-init unpacks the airflow_assets/ asset, writes /etc/airflow/node.env, downloads the trusted CA
+bundles (the RDS CA bundle the DB client verifies the server with), mounts EFS (tls,iam, via
+fstab) and runs `bootstrap/<role>.sh all`; the user data then sends `cfn-signal -e <exit code>`, so the
+CreationPolicy fails the deployment when the role's health check fails. cfn-hup re-runs the same
+config set when the metadata changes (a new asset hash after a DAG edit), which re-syncs the DAGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from stacks.config import REPO_ROOT
+from stacks.nag import acknowledge
+
+REQUIREMENTS_SOURCE = REPO_ROOT / "requirements-airflow.txt"
+
+NODE_ENV_FILE = "/etc/airflow/node.env"
+ASSETS_DIR = "/opt/airflow/assets"
+# The pinned Airflow requirements travel inline in the metadata (a few lines) next to the assets.
+REQUIREMENTS_FILE = "/opt/airflow/requirements-airflow.txt"
+ROLES = ("api-server", "scheduler", "worker")
+CONFIG_SET = "airflow"
+BOOTSTRAP_TIMEOUT = cdk.Duration.minutes(40)
+
+
+def render_env_file(values: Mapping[str, str]) -> str:
+    """KEY=VALUE lines; JSON values (keys ending in _JSON) are single-quoted so bash and systemd keep them intact."""
+    lines = [f"{key}='{value}'" if key.endswith("_JSON") else f"{key}={value}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+class AirflowNode(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        role_name: str,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_groups: list[ec2.ISecurityGroup],
+        instance_type: str,
+        iam_role: iam.IRole,
+        assets: s3_assets.Asset,
+        node_env: Mapping[str, str],
+        ca_bundles: Mapping[str, str],
+        fstab_line: str,
+        mount_point: str,
+        termination_protection: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if role_name not in ROLES:
+            raise ValueError(f"unknown Airflow role {role_name!r}; expected one of {', '.join(ROLES)}")
+        self.instance = ec2.Instance(
+            self,
+            "Instance",
+            instance_name=f"airflow-{role_name}",
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_group=security_groups[0],
+            instance_type=ec2.InstanceType(instance_type),
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(),
+            role=iam_role,
+            require_imdsv2=True,
+            detailed_monitoring=True,
+            disable_api_termination=termination_protection,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(30, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3, delete_on_termination=True),
+                )
+            ],
+        )
+        # Applied after creation: the cfn-hup hook needs the instance's own logical id.
+        self.instance.apply_cloud_formation_init(
+            self._init(role_name, assets, node_env, ca_bundles, fstab_line, mount_point),
+            config_sets=[CONFIG_SET],
+            timeout=BOOTSTRAP_TIMEOUT,
+            # Without the fingerprint a DAG change updates the metadata in place (cfn-hup applies it)
+            # instead of rebooting or replacing the node.
+            embed_fingerprint=False,
+            print_log=True,
+        )
+        for group in security_groups[1:]:
+            self.instance.add_security_group(group)
+        if not termination_protection:
+            acknowledge(self.instance, "AwsSolutions-EC29", "dev stage: `cdk destroy` must be able to terminate the node; the prod stage enables termination protection")
+
+    def _init(
+        self, role_name: str, assets: s3_assets.Asset, node_env: Mapping[str, str], ca_bundles: Mapping[str, str], fstab_line: str, mount_point: str
+    ) -> ec2.CloudFormationInit:
+        """`ca_bundles` maps an on-node path to the HTTPS URL cfn-init downloads it from (through the NAT gateway)."""
+        stack = cdk.Stack.of(self)
+        logical_id = stack.get_logical_id(self.instance.node.default_child)
+        cfn_init = f"/opt/aws/bin/cfn-init -v --stack {cdk.Aws.STACK_NAME} --resource {logical_id} --region {cdk.Aws.REGION} -c {CONFIG_SET}"
+        reload = ec2.InitServiceRestartHandle()
+        return ec2.CloudFormationInit.from_config_sets(
+            config_sets={CONFIG_SET: ["clean", "files", "bootstrap"]},
+            configs={
+                # Removing the previous unpack first makes a deleted DAG disappear on the next sync.
+                "clean": ec2.InitConfig([ec2.InitCommand.shell_command(f"rm -rf {ASSETS_DIR}")]),
+                "files": ec2.InitConfig(
+                    [
+                        ec2.InitPackage.yum("amazon-efs-utils"),
+                        ec2.InitSource.from_existing_asset(ASSETS_DIR, assets),
+                        ec2.InitFile.from_string(NODE_ENV_FILE, render_env_file(node_env), mode="000640", owner="root", group="root"),
+                        *(ec2.InitFile.from_url(path, url, mode="000644", owner="root", group="root") for path, url in ca_bundles.items()),
+                        ec2.InitFile.from_file_inline(REQUIREMENTS_FILE, str(REQUIREMENTS_SOURCE), mode="000644", owner="root", group="root"),
+                        ec2.InitFile.from_string(
+                            "/etc/cfn/cfn-hup.conf",
+                            f"[main]\nstack={cdk.Aws.STACK_ID}\nregion={cdk.Aws.REGION}\ninterval=5\n",
+                            mode="000400", owner="root", group="root", service_restart_handles=[reload],
+                        ),
+                        ec2.InitFile.from_string(
+                            "/etc/cfn/hooks.d/cfn-auto-reloader.conf",
+                            "[cfn-auto-reloader-hook]\ntriggers=post.update\n"
+                            f"path=Resources.{logical_id}.Metadata.AWS::CloudFormation::Init\n"
+                            f"action={cfn_init}\nrunas=root\n",
+                            mode="000400", owner="root", group="root", service_restart_handles=[reload],
+                        ),
+                        ec2.InitCommand.shell_command(
+                            f"mkdir -p {mount_point} && (grep -qF '{fstab_line}' /etc/fstab || echo '{fstab_line}' >> /etc/fstab) "
+                            f"&& (mountpoint -q {mount_point} || mount {mount_point})",
+                            key="10-mount-efs",
+                        ),
+                        ec2.InitService.enable("cfn-hup", service_restart_handle=reload, service_manager=ec2.ServiceManager.SYSTEMD),
+                    ]
+                ),
+                "bootstrap": ec2.InitConfig(
+                    [
+                        ec2.InitCommand.shell_command(
+                            f"bash {ASSETS_DIR}/bootstrap/{role_name}.sh all",
+                            key="20-bootstrap",
+                            env={"NODE_ENV_FILE": NODE_ENV_FILE},
+                        )
+                    ]
+                ),
+            },
+        )

@@ -1,0 +1,65 @@
+"""S3 buckets: data (input CSV, Parquet output), logs (Airflow and EMR), code (EMR steps), access logs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+INPUT_PREFIX = "input/mall_customers/"
+OUTPUT_PREFIX = "output/customers_by_spending_score/"
+AIRFLOW_LOG_PREFIX = "airflow/"
+EMR_LOG_PREFIX = "emr/"
+EMR_STEPS_PREFIX = "emr_steps/"
+
+
+class Buckets(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self._destroyable = removal_policy == cdk.RemovalPolicy.DESTROY
+        self._removal_policy = removal_policy
+        # cdk-nag S1 recognises a server access log target and does not ask it to log itself.
+        self.access_logs = self._bucket("AccessLogs", access_logs=None)
+        self.data = self._bucket("Data", access_logs=self.access_logs)
+        self.logs = self._bucket("Logs", access_logs=self.access_logs)
+        self.code = self._bucket("Code", access_logs=self.access_logs)
+        if self._destroyable:
+            self._own_auto_delete_logs()
+
+    def _own_auto_delete_logs(self) -> None:
+        """Give aws-cdk-lib's auto-delete handler a log group that `cdk destroy` removes last.
+
+        Otherwise Lambda creates /aws/lambda/<handler> itself while emptying the buckets during
+        `cdk destroy`, and that log group outlives the stack.
+        """
+        stack = cdk.Stack.of(self)
+        handler = stack.node.find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider").node.find_child("Handler")
+        log_group = logs.LogGroup(
+            self,
+            "AutoDeleteLogs",
+            log_group_name=f"/aws/lambda/{handler.ref}",
+            retention=logs.RetentionDays.ONE_WEEK,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        for bucket in (self.access_logs, self.data, self.logs, self.code):
+            bucket.node.find_child("AutoDeleteObjectsCustomResource").node.add_dependency(log_group)
+
+    def _bucket(self, construct_id: str, *, access_logs: s3.IBucket | None) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=not self._destroyable,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=f"{construct_id.lower()}/" if access_logs else None,
+            removal_policy=self._removal_policy,
+            auto_delete_objects=self._destroyable,
+        )
+
+    @staticmethod
+    def uri(bucket: s3.IBucket, key: str = "") -> str:
+        return f"s3://{bucket.bucket_name}/{key}"

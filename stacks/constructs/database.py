@@ -1,0 +1,88 @@
+"""Airflow metadata database: RDS MySQL 8.4, TLS only (clients verify it against the RDS CA bundle), reachable only from the Airflow nodes."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from stacks.constructs.secrets import NO_ROTATION
+from stacks.nag import acknowledge
+
+ENGINE_VERSION = rds.MysqlEngineVersion.VER_8_4_7
+DATABASE_NAME = "airflow"
+MASTER_USERNAME = "airflow_admin"
+# A non-default port keeps drive-by scans for 3306 away (cdk-nag RDS11).
+PORT = 3307
+# AWS's documented bundle of the RDS root CAs of every commercial region, so neither a region change nor
+# switching the instance's CA needs another bundle. Clients verify the server certificate with it.
+CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+CA_BUNDLE_PATH = "/etc/pki/rds/global-bundle.pem"
+
+
+class MetadataDatabase(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        clients: ec2.ISecurityGroup,
+        instance_type: str,
+        multi_az: bool,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        engine = rds.DatabaseInstanceEngine.mysql(version=ENGINE_VERSION)
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="Airflow metadata DB: TLS only, utf8mb4, explicit timestamp defaults",
+            parameters={
+                "require_secure_transport": "ON",
+                "explicit_defaults_for_timestamp": "1",
+                "character_set_server": "utf8mb4",
+                "collation_server": "utf8mb4_0900_ai_ci",
+            },
+        )
+        self.security_group = ec2.SecurityGroup(self, "Sg", vpc=vpc, description="Airflow metadata DB", allow_all_outbound=False)
+        self.security_group.add_ingress_rule(clients, ec2.Port.tcp(PORT), "MySQL from the Airflow nodes")
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            engine=engine,
+            instance_type=ec2.InstanceType(instance_type),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            port=PORT,
+            database_name=DATABASE_NAME,
+            credentials=rds.Credentials.from_generated_secret(MASTER_USERNAME, exclude_characters="\"@/\\'%:?#&=+ "),
+            parameter_group=parameters,
+            storage_encrypted=True,
+            allocated_storage=20,
+            max_allocated_storage=100,
+            storage_type=rds.StorageType.GP3,
+            multi_az=multi_az,
+            backup_retention=cdk.Duration.days(7 if multi_az else 1),
+            deletion_protection=removal_policy != cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy,
+            iam_authentication=True,
+            auto_minor_version_upgrade=True,
+            # RDS creates export log groups outside CloudFormation; a destroyable stage must not leave them behind.
+            cloudwatch_logs_exports=None if removal_policy == cdk.RemovalPolicy.DESTROY else ["error", "slowquery"],
+        )
+        self.secret = self.instance.secret
+        # instance.secret is the target attachment; the secret itself is the "Secret" child.
+        acknowledge(self.instance.node.find_child("Secret"), "AwsSolutions-SMG4", NO_ROTATION)
+        if not multi_az:
+            acknowledge(self.instance, "AwsSolutions-RDS3", "dev stage: a single-AZ instance halves the cost; the prod stage is Multi-AZ")
+        if removal_policy == cdk.RemovalPolicy.DESTROY:
+            acknowledge(self.instance, "AwsSolutions-RDS10", "dev stage: `cdk destroy` must remove the database; the prod stage enables deletion protection")
+
+    @property
+    def host(self) -> str:
+        return self.instance.db_instance_endpoint_address

@@ -1,0 +1,59 @@
+"""VPC, flow logs, S3 gateway endpoint and the security group shared by the Airflow nodes."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.nag import EMR_TAG_KEY
+
+API_SERVER_PORT = 8080
+FLOWER_PORT = 5555  # bound to 127.0.0.1 on the worker: reached only through SSM port forwarding
+WORKER_LOG_SERVER_PORT = 8793
+TRIGGERER_LOG_SERVER_PORT = 8794
+
+
+class Network(Construct):
+    """Two AZs, public subnets for NAT only, private subnets for every workload."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, nat_gateways: int, removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=nat_gateways,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
+                ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20),
+            ],
+            gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
+            restrict_default_security_group=False,
+        )
+        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
+        self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group))
+        for subnet in self.vpc.private_subnets:
+            cdk.Tags.of(subnet).add(EMR_TAG_KEY, "true")
+        self.private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+        self.airflow_nodes_sg = ec2.SecurityGroup(
+            self,
+            "AirflowNodesSg",
+            vpc=self.vpc,
+            description="Airflow api-server, scheduler and worker nodes",
+            allow_all_outbound=True,
+        )
+        for port, why in (
+            (API_SERVER_PORT, "Airflow execution API and UI between nodes"),
+            (WORKER_LOG_SERVER_PORT, "worker log server read by the api-server"),
+            (TRIGGERER_LOG_SERVER_PORT, "triggerer log server read by the api-server"),
+        ):
+            self.airflow_nodes_sg.add_ingress_rule(self.airflow_nodes_sg, ec2.Port.tcp(port), why)
+
+    def ui_access_sg(self, cidr: str) -> ec2.SecurityGroup:
+        """A group for the api-server alone that admits the UI port from an operator network."""
+        group = ec2.SecurityGroup(self, "UiAccessSg", vpc=self.vpc, description="Airflow UI from allowed_ui_cidr", allow_all_outbound=False)
+        group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(API_SERVER_PORT), "Airflow UI from allowed_ui_cidr")
+        return group

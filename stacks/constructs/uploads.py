@@ -1,0 +1,74 @@
+"""Repo files copied into the buckets at deploy time: emr_steps/ and the sample dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from stacks.nag import acknowledge, wildcard_resource_finding
+
+ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache"]
+HANDLER = "aws-cdk-lib's BucketDeployment handler (runs only during deployment) copying repo files from the CDK asset bucket"
+
+
+class RepoUploads(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        emr_steps_dir: Path,
+        code_bucket: s3.IBucket,
+        code_prefix: str,
+        dataset: Path | None,
+        data_bucket: s3.IBucket,
+        dataset_prefix: str,
+        asset_bucket: s3.IBucket,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        """`asset_bucket`: the CDK bootstrap asset bucket the handler reads from (any asset's `.bucket`)."""
+        super().__init__(scope, construct_id)
+        uploads = [
+            s3deploy.BucketDeployment(
+                self, "EmrSteps",
+                sources=[s3deploy.Source.asset(str(emr_steps_dir), exclude=ASSET_EXCLUDES)],
+                destination_bucket=code_bucket, destination_key_prefix=code_prefix,
+            )
+        ]
+        if dataset is not None:
+            uploads.append(
+                s3deploy.BucketDeployment(
+                    self, "Dataset",
+                    sources=[s3deploy.Source.asset(str(dataset.parent), exclude=["*", f"!{dataset.name}"])],
+                    destination_bucket=data_bucket, destination_key_prefix=dataset_prefix,
+                )
+            )
+        stack = cdk.Stack.of(self)
+        handler = next(child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment"))
+        # aws-cdk-lib retains the handler's log group by default; a destroyable stage must leave nothing
+        # behind, and the group must outlive the uploads, whose deletion still invokes the handler.
+        log_group = handler.node.find_child("LogGroup")
+        log_group.apply_removal_policy(removal_policy)
+        for upload in uploads:
+            upload.node.find_child("CustomResource").node.add_dependency(log_group)
+        self._acknowledge(handler, asset_bucket, [code_bucket] + ([data_bucket] if dataset is not None else []))
+
+    @staticmethod
+    def _acknowledge(handler: Construct, asset_bucket: s3.IBucket, destinations: list[s3.IBucket]) -> None:
+        acknowledge(handler, "AwsSolutions-L1", HANDLER + "; its runtime is pinned by aws-cdk-lib together with its bundled AWS CLI layer")
+        role = handler.node.find_child("ServiceRole")
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            HANDLER + "; the AWS managed policy only lets it write its own CloudWatch logs",
+        )
+        policy = role.node.find_child("DefaultPolicy")
+        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", HANDLER + "; it syncs (and prunes) whole destination prefixes")
+        acknowledge(policy, wildcard_resource_finding(policy, f"{asset_bucket.bucket_arn}/*"), HANDLER + "; it reads the staged zip from the CDK asset bucket")
+        for bucket in destinations:
+            acknowledge(policy, wildcard_resource_finding(policy, f"{bucket.bucket_arn}/*"), HANDLER + "; it writes the uploaded files under their repo names")

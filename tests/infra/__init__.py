@@ -1,0 +1,1 @@
+"""Infrastructure tests (a package, so its conftest and helpers cannot shadow other test folders')."""

@@ -1,0 +1,22 @@
+"""Fixtures for the rehearsal tests. The cluster deployment is started once per module and shared by the drills."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from rehearsal.run import Rehearsal  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Three nodes, MariaDB, Redis, Celery, and a second scheduler so the scheduler drill has a survivor."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with Rehearsal("cluster", workdir=tmp_path_factory.mktemp("cluster"), scheduler_count=2) as rehearsal:
+        yield rehearsal

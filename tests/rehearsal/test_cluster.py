@@ -1,0 +1,79 @@
+"""The cluster profile end to end, then the fault drills on the same running deployment (in this order)."""
+
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.rehearsal
+
+BAD_CSV = (b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
+           b"1,Male,19,15,39\n2,Male,21,15,not-a-number\n3,Female,20,16,6\n")
+
+
+def _wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster):
+    run = cluster.wait(cluster.trigger())
+    assert cluster.success_problems(run) == [], run.log_report()
+    assert run.trigger_lag is not None and run.sensor_lag is not None
+
+
+def test_bad_input_fails_both_dags_terminates_the_cluster_and_mails_one_failure(cluster):
+    cluster.aws.upload_bytes(BAD_CSV, cluster.aws.pipeline_config["input_uri"])
+    try:
+        run = cluster.wait(cluster.trigger())
+    finally:
+        cluster.restore_input()
+    assert cluster.failure_problems(run) == [], run.log_report()
+    sensor = next(t for t in run.task_instances["dag_1"] if t["task_id"] == "wait_for_dag_2")
+    assert sensor["state"] == "failed"
+    # Fails on dag_2's failure, not on its 6-hour timeout.
+    assert run.sensor_lag is not None and run.sensor_lag < 120
+    assert any("EMR step" in name for name in run.log_tails), "the failed Spark step's stderr is reported"
+
+
+def test_worker_killed_mid_task_is_restarted_and_the_run_completes(cluster):
+    worker = next(k for k in cluster.units("worker") if k.endswith("airflow-celery-worker"))
+    # terminate_emr_cluster is safe to retry, so killing under it must not lose the run. It runs for a
+    # few seconds only: when the kill lands after it finished, the drill proved nothing and is repeated.
+    for _attempt in range(3):
+        restarts = cluster.supervisor.restarts(worker)
+        run_id = cluster.trigger()
+
+        def terminating(run_id=run_id):
+            tis = cluster.api.task_instances("dag_1", run_id)
+            return any(t["task_id"] == "terminate_emr_cluster" and t["state"] == "running" for t in tis)
+
+        _wait_until(terminating, 600, "terminate_emr_cluster to run")
+        cluster.supervisor.kill(worker, signal.SIGKILL)
+        run = cluster.wait(run_id)
+        assert cluster.supervisor.restarts(worker) == restarts + 1
+        assert cluster.success_problems(run) == [], run.log_report()
+        terminate = next(t for t in run.task_instances["dag_1"] if t["task_id"] == "terminate_emr_cluster")
+        if terminate["try_number"] >= 2:
+            return  # the killed try was failed by the heartbeat timeout and retried
+    pytest.fail("three kills all landed after terminate_emr_cluster had finished")
+
+
+def test_with_two_schedulers_the_survivor_finishes_the_run(cluster):
+    scheduler = next(k for k in cluster.units("scheduler") if k.endswith("airflow-scheduler"))
+    run_id = cluster.trigger()
+    _wait_until(lambda: cluster.api.xcom("dag_1", run_id, "trigger_dag_2", "trigger_run_id"), 600,
+                "dag_2 to be triggered")
+    cluster.supervisor.hold(scheduler)
+    cluster.supervisor.kill(scheduler, signal.SIGKILL)
+    try:
+        run = cluster.wait(run_id)
+        assert cluster.supervisor.pid(scheduler) is None, "the killed scheduler stayed down"
+    finally:
+        cluster.supervisor.hold(scheduler, held=False)
+    assert cluster.success_problems(run) == [], run.log_report()
