@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import socket
@@ -17,9 +18,9 @@ import pyarrow.parquet as pq
 from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import Cluster, emr_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 
+from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
 from rehearsal.aws.seed import seed
@@ -80,7 +81,7 @@ class LocalAws:
         self._poll_interval = poll_interval
         self._sender_email = sender_email
         self._alert_email = alert_email
-        self._server: ThreadedMotoServer | None = None
+        self._server: GatedMotoServer | None = None
         self._runner: StepRunner | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -103,7 +104,7 @@ class LocalAws:
         if not self.emr_steps_dir.is_dir():
             raise FileNotFoundError(f"rehearsal: EMR steps directory not found: {self.emr_steps_dir}")
         if self._port:
-            _require_free_port(self._port)  # moto's server thread would die silently and hang start()
+            _require_free_port(self._port)  # before anything else, so the error names the real problem
         spark = find_spark_environment()
         with LocalAws._active_lock:
             if LocalAws._active is not None:
@@ -159,15 +160,20 @@ class LocalAws:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # One access-log line per emulated API call drowns everything else (werkzeug logs at INFO).
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        self._server = GatedMotoServer(port=self._port)
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        self.endpoint_url = self._server.endpoint_url
         # A previous emulator in this process (or a mock_aws) may have left state in moto's backends.
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=30).close()
         with self._clients_lock:
             self._clients.clear()
+
+    def hold(self, operation: str) -> contextlib.AbstractContextManager[HeldCall]:
+        """Hold every emulated call to `operation` (e.g. `TerminateJobFlows`) for a fault drill."""
+        if self._server is None:
+            raise RuntimeError("rehearsal: the AWS emulator is not running")
+        return self._server.hold(operation)
 
     # -- connection details ----------------------------------------------------------------------
 

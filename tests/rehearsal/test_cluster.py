@@ -43,25 +43,24 @@ def test_bad_input_fails_both_dags_terminates_the_cluster_and_mails_one_failure(
 
 def test_worker_killed_mid_task_is_restarted_and_the_run_completes(cluster):
     worker = next(k for k in cluster.units("worker") if k.endswith("airflow-celery-worker"))
-    # terminate_emr_cluster is safe to retry, so killing under it must not lose the run. It runs for a
-    # few seconds only: when the kill lands after it finished, the drill proved nothing and is repeated.
-    for _attempt in range(3):
-        restarts = cluster.supervisor.restarts(worker)
+    restarts = cluster.supervisor.restarts(worker)
+    # terminate_emr_cluster is safe to retry. Its TerminateJobFlows call is held at the emulator, so the
+    # task is certainly running on the worker when the kill lands, however fast or slow the machine.
+    with cluster.aws.hold("TerminateJobFlows") as terminate_call:
         run_id = cluster.trigger()
-
-        def terminating(run_id=run_id):
-            tis = cluster.api.task_instances("dag_1", run_id)
-            return any(t["task_id"] == "terminate_emr_cluster" and t["state"] == "running" for t in tis)
-
-        _wait_until(terminating, 600, "terminate_emr_cluster to run")
+        if not terminate_call.wait_arrived(600):
+            pytest.fail("terminate_emr_cluster never called TerminateJobFlows")
+        running = {t["task_id"]: t for t in cluster.api.task_instances("dag_1", run_id) if t["state"] == "running"}
+        assert list(running) == ["terminate_emr_cluster"]
+        assert running["terminate_emr_cluster"]["try_number"] == 1
         cluster.supervisor.kill(worker, signal.SIGKILL)
-        run = cluster.wait(run_id)
-        assert cluster.supervisor.restarts(worker) == restarts + 1
-        assert cluster.success_problems(run) == [], run.log_report()
-        terminate = next(t for t in run.task_instances["dag_1"] if t["task_id"] == "terminate_emr_cluster")
-        if terminate["try_number"] >= 2:
-            return  # the killed try was failed by the heartbeat timeout and retried
-    pytest.fail("three kills all landed after terminate_emr_cluster had finished")
+        _wait_until(lambda: cluster.supervisor.restarts(worker) == restarts + 1, 120, "the worker's restart")
+    run = cluster.wait(run_id)
+    assert cluster.success_problems(run) == [], run.log_report()
+    terminate = next(t for t in run.task_instances["dag_1"] if t["task_id"] == "terminate_emr_cluster")
+    # The killed try was failed by the heartbeat timeout and the retry finished the job.
+    assert terminate["try_number"] == 2
+    assert cluster.supervisor.restarts(worker) == restarts + 1
 
 
 def test_with_two_schedulers_the_survivor_finishes_the_run(cluster):
