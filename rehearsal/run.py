@@ -272,15 +272,9 @@ class Rehearsal:
         return run
 
     def success_problems(self, run: PipelineRun) -> list[str]:
-        problems = []
-        if run.dag_1["state"] != "success":
-            problems.append(f"dag_1 ended {run.dag_1['state']}")
-        if not run.dag_2 or run.dag_2["state"] != "success":
-            problems.append(f"dag_2 ended {run.dag_2['state'] if run.dag_2 else 'never triggered'}")
-        problems += self._cluster_and_mail_problems(run, "SUCCEEDED")
-        if not problems:
-            problems += self.output_problems()
-        return problems
+        """What a good run must do: both DAGs succeed, the cluster ends, one SUCCEEDED mail, sorted output."""
+        problems = self._outcome_problems(run, "success", "SUCCEEDED")
+        return problems or self.output_problems()
 
     def output_problems(self) -> list[str]:
         table = self.aws.read_parquet(self.aws.pipeline_config["output_uri"])
@@ -295,24 +289,23 @@ class Rehearsal:
             return [f"output has empty {column} values"]
         return [] if scores == sorted(scores) else [f"output is not sorted ascending by {column}"]
 
+    def failure_problems(self, run: PipelineRun) -> list[str]:
+        """What a failed pipeline must still do: fail both DAGs, terminate the cluster, mail once."""
+        return self._outcome_problems(run, "failed", "FAILED")
+
     @staticmethod
-    def _cluster_and_mail_problems(run: PipelineRun, verdict: str) -> list[str]:
+    def _outcome_problems(run: PipelineRun, dag_state: str, verdict: str) -> list[str]:
         problems = []
+        for dag_id, dag_run in (("dag_1", run.dag_1), ("dag_2", run.dag_2)):
+            state = dag_run["state"] if dag_run else "never triggered"
+            if state != dag_state:
+                problems.append(f"{dag_id} ended {state}, expected {dag_state}")
         if run.cluster_state != "TERMINATED":
             problems.append(f"EMR cluster {run.cluster_id} is {run.cluster_state}, expected TERMINATED")
         verdicts = [m["subject"] for m in run.new_mails]
         if len(verdicts) != 1 or verdict not in verdicts[0]:
             problems.append(f"expected exactly one {verdict} mail, got {verdicts}")
         return problems
-
-    def failure_problems(self, run: PipelineRun) -> list[str]:
-        """What a failed pipeline must still do: fail both DAGs, terminate the cluster, mail once."""
-        problems = []
-        if run.dag_1["state"] != "failed":
-            problems.append(f"dag_1 ended {run.dag_1['state']}, expected failed")
-        if not run.dag_2 or run.dag_2["state"] != "failed":
-            problems.append(f"dag_2 ended {run.dag_2['state'] if run.dag_2 else 'never triggered'}, expected failed")
-        return problems + self._cluster_and_mail_problems(run, "FAILED")
 
     def restore_input(self) -> None:
         self.aws.upload(self.original_input, self.aws.pipeline_config["input_uri"])
