@@ -90,11 +90,7 @@ class GatedMotoServer:
             held.release()
 
     def start(self) -> None:
-        try:
-            self._server = make_server("127.0.0.1", self._port, self, threaded=True)
-        except (OSError, SystemExit) as exc:  # werkzeug turns "address in use" into SystemExit
-            reason = getattr(exc.__context__, "strerror", None) or getattr(exc, "strerror", None) or exc
-            raise OSError(f"rehearsal: cannot serve the AWS emulator on 127.0.0.1:{self._port}: {reason}") from exc
+        self._server = make_server("127.0.0.1", self._port, self, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
 

@@ -104,7 +104,7 @@ class LocalAws:
         if not self.emr_steps_dir.is_dir():
             raise FileNotFoundError(f"rehearsal: EMR steps directory not found: {self.emr_steps_dir}")
         if self._port:
-            _require_free_port(self._port)  # before anything else, so the error names the real problem
+            _require_free_port(self._port)  # werkzeug would raise SystemExit on a busy port
         spark = find_spark_environment()
         with LocalAws._active_lock:
             if LocalAws._active is not None:
