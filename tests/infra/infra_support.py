@@ -14,6 +14,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+from rehearsal.aws.cfn_values import render  # noqa: E402  (tokens shown as <Ref> / <Res.Attr>)
+
 # name -> context overrides; together they cover every branch of the stack.
 VARIANTS: dict[str, dict] = {
     "dev": {},
@@ -72,19 +74,6 @@ def node_env(template: dict, logical_prefix: str) -> str:
     instance = next(v for k, v in template["Resources"].items() if k.startswith(logical_prefix) and v["Type"] == "AWS::EC2::Instance")
     content = instance["Metadata"]["AWS::CloudFormation::Init"]["files"]["files"]["/etc/airflow/node.env"]["content"]
     return render(content)
-
-
-def render(value) -> str:
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        return sep.join(render(p) for p in parts)
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        return "<" + ".".join(value["Fn::GetAtt"]) + ">"
-    raise AssertionError(f"unexpected intrinsic {value}")
 
 
 def parse_env(text: str) -> dict[str, str]:
