@@ -8,6 +8,7 @@ that only read ARNs can see the stack's real ARN shapes.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -77,10 +78,21 @@ class ExampleValues:
         "AWS::Logs::LogGroup": "LogGroupName",
     }
 
+    ID_PREFIXES = {
+        "AWS::EC2::SecurityGroup": "sg",
+        "AWS::EC2::Subnet": "subnet",
+        "AWS::EC2::VPC": "vpc",
+        "AWS::EC2::Instance": "i",
+        "AWS::EFS::FileSystem": "fs",
+    }
+
     def __init__(self, template: dict, *, region: str, stack_name: str) -> None:
         self.resources = template.get("Resources", {})
         self.region = region
         self.stack_name = stack_name
+
+    def render(self, value: Any) -> str:
+        return render(value, self.ref, self.get_att)
 
     def ref(self, name: str) -> str:
         pseudo = {
@@ -100,7 +112,13 @@ class ExampleValues:
             return self._arn("secretsmanager", f"secret:{name}-AbCdEf")
         if resource["Type"] == "AWS::SecretsManager::SecretTargetAttachment":
             return self.ref(resource["Properties"]["SecretId"]["Ref"])
+        if resource["Type"] in self.ID_PREFIXES:
+            return self._id(name)
         return self.physical_name(name)
+
+    def _id(self, name: str) -> str:
+        """An EC2-style id (sg-…, subnet-…) made from the logical id, stable across runs."""
+        return f"{self.ID_PREFIXES[self.resources[name]['Type']]}-{hashlib.sha256(name.encode()).hexdigest()[:17]}"
 
     def physical_name(self, name: str) -> str:
         resource = self.resources[name]
@@ -118,14 +136,16 @@ class ExampleValues:
         resource_type = self.resources[name]["Type"]
         physical = self.physical_name(name)
         arns = {
-            "AWS::IAM::Role": f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:role/{physical}",
-            "AWS::IAM::InstanceProfile": f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:instance-profile/{physical}",
-            "AWS::S3::Bucket": f"arn:{self.PARTITION}:s3:::{physical}",
-            "AWS::EFS::FileSystem": self._arn("elasticfilesystem", "file-system/fs-0123456789abcdef0"),
-            "AWS::Logs::LogGroup": self._arn("logs", f"log-group:{physical}:*"),
+            "AWS::IAM::Role": lambda: f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:role/{physical}",
+            "AWS::IAM::InstanceProfile": lambda: f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:instance-profile/{physical}",
+            "AWS::S3::Bucket": lambda: f"arn:{self.PARTITION}:s3:::{physical}",
+            "AWS::EFS::FileSystem": lambda: self._arn("elasticfilesystem", f"file-system/{self._id(name)}"),
+            "AWS::Logs::LogGroup": lambda: self._arn("logs", f"log-group:{physical}:*"),
         }
         if attribute == "Arn" and resource_type in arns:
-            return arns[resource_type]
+            return arns[resource_type]()
+        if attribute == "GroupId" and resource_type == "AWS::EC2::SecurityGroup":
+            return self._id(name)
         raise ValueError(f"no example value for {name}.{attribute} ({resource_type})")
 
     def _arn(self, service: str, resource: str) -> str:
