@@ -20,7 +20,7 @@ from stacks.constructs.emr_network import EmrSecurityGroups
 from stacks.constructs.emr_roles import EmrRoles
 from stacks.constructs.mail import Mail
 from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, Network
-from stacks.constructs.node_role import AirflowNodeRole
+from stacks.constructs.node_role import STACK_TAG_KEY, AirflowNodeRole, cluster_tags
 from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
 from stacks.constructs.shared_fs import MOUNT_POINT, SharedFileSystem
@@ -74,7 +74,10 @@ class AirflowStack(cdk.Stack):
             emr_logs=Buckets.uri(buckets.logs, layout.EMR_LOG_PREFIX),
             airflow_logs=Buckets.uri(buckets.logs, layout.AIRFLOW_LOG_PREFIX),
         )
-        emr_roles = EmrRoles(self, "EmrRoles", readable=[uris.input, uris.steps], writable=[uris.output, uris.emr_logs])
+        emr_roles = EmrRoles(
+            self, "EmrRoles", readable=[uris.input, uris.steps], writable=[uris.output, uris.emr_logs],
+            cluster_tag=(STACK_TAG_KEY, self.stack_name),
+        )
         assets = s3_assets.Asset(self, "AirflowAssets", path=str(AIRFLOW_ASSETS_DIR), exclude=ASSET_EXCLUDES)
         RepoUploads(
             self, "Uploads", emr_steps_dir=EMR_STEPS_DIR, code_bucket=buckets.code, code_prefix=layout.EMR_STEPS_PREFIX,
@@ -90,7 +93,7 @@ class AirflowStack(cdk.Stack):
             *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_write(uris.airflow_logs),
             wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
         )
-        node_role.allow_emr_job_flows(pass_roles=[emr_roles.service_role, emr_roles.instance_role])
+        node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)
         node_role.acknowledge_asset_grant(assets.bucket)
         mail.grant_send(node_role.role)
         shared_fs.grant_mount(node_role.role)
@@ -113,6 +116,7 @@ class AirflowStack(cdk.Stack):
             "core_instance_type": config.emr_core_instance_type,
             "core_instance_count": config.emr_core_instance_count,
             "idle_timeout_seconds": config.emr_idle_timeout_seconds,
+            "cluster_tags": cluster_tags(self),
             "sender_email": config.sender_email,
             "alert_email": config.alert_email,
         }

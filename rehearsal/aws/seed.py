@@ -103,6 +103,8 @@ def seed(
         "core_instance_type": "m5.xlarge",
         "core_instance_count": 0,
         "idle_timeout_seconds": 3600,
+        # What the stack renders (contracts §1): AmazonEMRServicePolicy_v2's tag and the ownership tag.
+        "cluster_tags": {"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
         "sender_email": sender_email,
         "alert_email": alert_email,
         # Optional in contracts §1: the sensors check every second so a run stays short.

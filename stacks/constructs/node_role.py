@@ -1,4 +1,4 @@
-"""IAM role shared by the three Airflow nodes: SSM, its secrets, its S3 prefixes, EMR job flows."""
+"""IAM role shared by the three Airflow nodes: SSM, its secrets, its S3 prefixes, this stack's EMR clusters."""
 
 from __future__ import annotations
 
@@ -7,19 +7,30 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.nag import acknowledge, acknowledge_wildcard_resources, wildcard_resource_finding
+from stacks.nag import EMR_TAG_KEY, acknowledge, acknowledge_wildcard_resources, wildcard_resource_finding
 
-EMR_JOB_FLOW_ACTIONS = [
-    "elasticmapreduce:RunJobFlow",
-    "elasticmapreduce:PutAutoTerminationPolicy",
-    "elasticmapreduce:AddTags",
+# Every cluster the DAGs create carries STACK_TAG_KEY=<stack name>; the node role acts on no other.
+STACK_TAG_KEY = "airflow-emr-stack"
+EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+# The actions the DAGs (and EMR on their behalf, for the tags and auto-termination policy of
+# RunJobFlow) use on an existing cluster.
+EMR_CLUSTER_ACTIONS = [
     "elasticmapreduce:AddJobFlowSteps",
+    "elasticmapreduce:AddTags",
     "elasticmapreduce:CancelSteps",
     "elasticmapreduce:DescribeCluster",
     "elasticmapreduce:DescribeStep",
     "elasticmapreduce:ListSteps",
+    "elasticmapreduce:PutAutoTerminationPolicy",
     "elasticmapreduce:TerminateJobFlows",
 ]
+# EMR creates this service-linked role on an account's first cluster, with the caller's permissions.
+EMR_CLEANUP_ROLE = "aws-service-role/elasticmapreduce.amazonaws.com/AWSServiceRoleForEMRCleanup"
+
+
+def cluster_tags(stack: cdk.Stack) -> dict[str, str]:
+    """The tags RunJobFlow must carry: AmazonEMRServicePolicy_v2's, and this stack's ownership tag."""
+    return {EMR_TAG_KEY: "true", STACK_TAG_KEY: stack.stack_name}
 
 
 class AirflowNodeRole(Construct):
@@ -46,21 +57,46 @@ class AirflowNodeRole(Construct):
         if wildcard_reason:
             acknowledge_wildcard_resources(self.policy, list(statements), wildcard_reason)
 
-    def allow_emr_job_flows(self, *, pass_roles: list[iam.IRole]) -> None:
+    def allow_emr_job_flows(self, *, service_role: iam.IRole, instance_role: iam.IRole) -> None:
+        """Create clusters tagged as this stack's, act on those only, and pass exactly the two EMR roles."""
         stack = cdk.Stack.of(self)
+        tags = cluster_tags(stack)
         self.allow(
             iam.PolicyStatement(
-                actions=EMR_JOB_FLOW_ACTIONS,
-                resources=[stack.format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")],
+                actions=["elasticmapreduce:RunJobFlow"],
+                resources=["*"],
+                conditions={"StringEquals": {f"aws:RequestTag/{key}": value for key, value in tags.items()}},
             ),
-            wildcard_reason="EMR cluster ids exist only after RunJobFlow; the wildcard is confined to EMR clusters of this account and region",
+            wildcard_reason=(
+                "RunJobFlow supports no resource type, so IAM authorises it against * only; the grant holds only for "
+                f"requests tagging the cluster {EMR_TAG_KEY}=true and {STACK_TAG_KEY}=<this stack>"
+            ),
         )
         self.allow(
             iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[role.role_arn for role in pass_roles],
-                conditions={"StringEquals": {"iam:PassedToService": ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com"]}},
+                actions=EMR_CLUSTER_ACTIONS,
+                resources=[stack.format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack.stack_name}},
             ),
+            wildcard_reason=(
+                "EMR cluster ids exist only after RunJobFlow; the wildcard is confined to clusters of this account and "
+                f"region that carry this stack's {STACK_TAG_KEY} tag"
+            ),
+        )
+        for role, service in ((service_role, EMR_SERVICE), (instance_role, "ec2.amazonaws.com")):
+            self.allow(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": service}},
+                )
+            )
+        self.allow(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[stack.format_arn(service="iam", region="", resource="role", resource_name=EMR_CLEANUP_ROLE)],
+                conditions={"StringEquals": {"iam:AWSServiceName": EMR_SERVICE}},
+            )
         )
 
     def acknowledge_asset_grant(self, asset_bucket: s3.IBucket) -> None:

@@ -22,7 +22,7 @@ from stacks.constructs.emr_network import EmrSecurityGroups
 from stacks.constructs.emr_roles import EmrRoles
 from stacks.constructs.mail import Mail
 from stacks.constructs.network import Network
-from stacks.constructs.node_role import EMR_JOB_FLOW_ACTIONS, AirflowNodeRole
+from stacks.constructs.node_role import EMR_CLUSTER_ACTIONS, AirflowNodeRole
 from stacks.constructs.secrets import AirflowSecrets
 from stacks.constructs.shared_fs import SharedFileSystem
 
@@ -212,41 +212,53 @@ def test_emr_security_groups_predeclare_every_rule_emr_adds():
             assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in group["Properties"]["Tags"]
 
 
-def test_emr_roles_service_policy_v2_pass_role_and_prefix_scoped_instance_role():
+def test_emr_roles_service_policy_v2_pass_role_and_emrfs_scoped_instance_role():
     stack = bare_stack()
-    roles = EmrRoles(stack, "Emr", readable=["s3://data/input/mall_customers/Mall_Customers.csv"], writable=["s3://data/output/x/", "s3://logs/emr/"])
+    roles = EmrRoles(
+        stack, "Emr", readable=["s3://data/input/mall_customers/Mall_Customers.csv"], writable=["s3://data/output/x/", "s3://logs/emr/"],
+        cluster_tag=("airflow-emr-stack", "S"),
+    )
     t = Template.from_stack(stack)
     t.has_resource_properties(
         "AWS::IAM::Role",
         {"AssumeRolePolicyDocument": {"Statement": [Match.object_like({"Principal": {"Service": "elasticmapreduce.amazonaws.com"}})]},
          "ManagedPolicyArns": [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"]]}]},
     )
-    t.has_resource_properties("AWS::IAM::InstanceProfile", {"Roles": [stack.resolve(roles.instance_role.role_name)]})
+    role_name = stack.resolve(roles.instance_role.role_name)
+    t.has_resource_properties("AWS::IAM::InstanceProfile", {"Roles": [role_name], "InstanceProfileName": role_name})
     policies = t.find_resources("AWS::IAM::Policy")
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
     pass_role = [s for s in statements if s["Action"] == "iam:PassRole"]
     assert len(pass_role) == 1 and pass_role[0]["Resource"] == stack.resolve(roles.instance_role.role_arn)
+    assert pass_role[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
     rendered = str(stack.resolve(statements))
-    assert ":s3:::data/input/mall_customers/*" in rendered
+    assert ":s3:::data/input/mall_customers/Mall_Customers.csv" in rendered and ":s3:::data/input/mall_customers/*" not in rendered
     assert ":s3:::data/output/x/*" in rendered and ":s3:::logs/emr/*" in rendered
+    assert ":s3:::data/output/x_$folder$" in rendered and ":s3:::logs/emr_$folder$" in rendered
     assert "s3:*" not in rendered and "'Resource': '*'" not in rendered
-    get_input = next(s for s in statements if "input/mall_customers/*" in str(s["Resource"]))
+    get_input = next(s for s in statements if "Mall_Customers.csv" in str(s["Resource"]))
     assert get_input["Action"] == "s3:GetObject", "the input is read-only for EMR"
 
 
-def test_node_role_emr_actions_pass_only_the_two_emr_roles():
+def test_node_role_emr_grants_are_conditioned_on_tags_and_pass_only_the_two_emr_roles():
     stack = bare_stack()
     role = AirflowNodeRole(stack, "Node")
     service = iam.Role(stack, "Svc", assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"))
     instance = iam.Role(stack, "Inst", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
-    role.allow_emr_job_flows(pass_roles=[service, instance])
+    role.allow_emr_job_flows(service_role=service, instance_role=instance)
     t = Template.from_stack(stack)
     statements = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"]
-    emr = next(s for s in statements if sorted(s["Action"]) == sorted(EMR_JOB_FLOW_ACTIONS))
-    assert ":elasticmapreduce:us-west-2:" in str(emr["Resource"]) and str(emr["Resource"]).endswith(":cluster/*']]}")
-    passing = next(s for s in statements if s["Action"] == "iam:PassRole")
-    assert sorted(map(str, passing["Resource"])) == sorted(map(str, stack.resolve([service.role_arn, instance.role_arn])))
-    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com"]}}
+    run = next(s for s in statements if s["Action"] == "elasticmapreduce:RunJobFlow")
+    assert run["Resource"] == "*"
+    assert run["Condition"] == {"StringEquals": {"aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true", "aws:RequestTag/airflow-emr-stack": "Bare"}}
+    clusters = next(s for s in statements if sorted(s["Action"]) == sorted(EMR_CLUSTER_ACTIONS))
+    assert str(clusters["Resource"]).endswith(":cluster/*']]}")
+    assert clusters["Condition"] == {"StringEquals": {"aws:ResourceTag/airflow-emr-stack": "Bare"}}
+    passing = {str(s["Resource"]): s["Condition"] for s in statements if s["Action"] == "iam:PassRole"}
+    assert passing == {
+        str(stack.resolve(service.role_arn)): {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}},
+        str(stack.resolve(instance.role_arn)): {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+    }
     t.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": [Match.object_like({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"]]})]})
 
 
@@ -349,27 +361,27 @@ def test_env_file_quotes_json_only():
 
 
 @pytest.mark.parametrize(
-    ("uri", "prefix"),
+    ("uri", "prefix", "objects"),
     [
-        ("s3://b/input/mall_customers/Mall_Customers.csv", "input/mall_customers/"),
-        ("s3://b/output/x/", "output/x/"),
-        ("s3://b/top.csv", ""),
-        ("s3://b/", ""),
+        ("s3://b/input/mall_customers/Mall_Customers.csv", "input/mall_customers/", "input/mall_customers/Mall_Customers.csv"),
+        ("s3://b/output/x/", "output/x/", "output/x/*"),
+        ("s3://b/top.csv", "", "top.csv"),
     ],
 )
-def test_s3_location_scopes_an_object_to_its_directory(uri, prefix):
+def test_s3_location_grants_an_object_exactly_and_a_prefix_with_its_contents(uri, prefix, objects):
     from stacks.constructs.s3_access import S3Location
 
     location = S3Location.parse(uri)
     assert location.bucket == "b" and location.prefix == prefix
-    assert location.objects_arn.endswith(f":s3:::b/{prefix}*")
+    assert location.objects_arn.endswith(f":s3:::b/{objects}")
 
 
-def test_s3_location_rejects_other_schemes():
+@pytest.mark.parametrize("uri", ["https://b/key", "s3://b/", "s3://b"])
+def test_s3_location_rejects_other_schemes_and_bucket_roots(uri):
     from stacks.constructs.s3_access import S3Location
 
-    with pytest.raises(ValueError, match="not an s3:// URI"):
-        S3Location.parse("https://b/key")
+    with pytest.raises(ValueError, match="not an s3://bucket/key URI"):
+        S3Location.parse(uri)
 
 
 def test_cluster_dns_names_the_api_server_in_a_private_zone():

@@ -175,7 +175,9 @@ def test_local_executor_has_no_broker_no_worker_and_custom_uris(assemblies):
     # The sample is uploaded only when the pipeline reads it.
     assert len(local.resources("Custom::CDKBucketDeployment")) == 1
     policies = json.dumps(local.resources("AWS::IAM::Policy"))
-    assert "arn:\", {\"Ref\": \"AWS::Partition\"}, \":s3:::cjm-oregon/champion/data/*\"" in policies
+    # The custom input is granted as exactly that object, not its folder.
+    assert "arn:\", {\"Ref\": \"AWS::Partition\"}, \":s3:::cjm-oregon/champion/data/Mall_Customers.csv\"" in policies
+    assert ":s3:::cjm-oregon/champion/data/*" not in policies
     assert ":s3:::cjm-oregon/champion/output/*" in policies
 
 

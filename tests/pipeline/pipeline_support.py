@@ -35,6 +35,7 @@ PIPELINE_CONFIG = {
     "core_instance_type": "m5.xlarge",
     "core_instance_count": 0,
     "idle_timeout_seconds": 3600,
+    "cluster_tags": {"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-dev"},
     "sender_email": "airflow@example.com",
     "alert_email": "ops@example.com",
     "poll_interval_seconds": 1,

@@ -18,6 +18,7 @@ REQUIRED_KEYS = (
     "idle_timeout_seconds",
     "service_role",
     "job_flow_role",
+    "cluster_tags",
 )
 
 
@@ -68,7 +69,9 @@ def job_flow_overrides(config: dict[str, Any], run_id: str) -> dict[str, Any]:
         "ServiceRole": config["service_role"],
         "JobFlowRole": config["job_flow_role"],
         "VisibleToAllUsers": True,
+        # cluster_tags: the tags the stack's IAM requires on RunJobFlow (docs/contracts.md section 1).
         "Tags": [
+            *({"Key": key, "Value": value} for key, value in config["cluster_tags"].items()),
             {"Key": "airflow:dag_id", "Value": "dag_1"},
             {"Key": "airflow:run_id", "Value": run_id[:256]},
         ],
