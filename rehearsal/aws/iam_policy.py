@@ -108,9 +108,11 @@ def resource_type_of(action: str, resource: str) -> str:
     """The resource type ("" for "*") of `resource` for `action`, or ValueError if AWS would not accept it."""
     service, privilege = _privilege(action)
     types = [entry["resource_type"].rstrip("*") for entry in privilege["resource_types"]]
+    # A starred resource type is required: the request names such a resource, never "*".
+    required = [entry["resource_type"].rstrip("*") for entry in privilege["resource_types"] if entry["resource_type"].endswith("*")]
     if resource == "*":
-        if any(types):
-            raise ValueError(f"{action} is authorised against a resource ARN ({', '.join(t for t in types if t)}), not '*'")
+        if required:
+            raise ValueError(f"{action} is authorised against a resource ARN ({', '.join(required)}), not '*'")
         return ""
     formats = {entry["resource"]: entry["arn"] for entry in service["resources"]}
     for resource_type in filter(None, types):

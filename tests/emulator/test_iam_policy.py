@@ -130,3 +130,29 @@ def test_managed_policies_are_checked_in_with_their_version():
     assert document.name == "AmazonEMRServicePolicy_v2 (v6)"
     with pytest.raises(ValueError, match="AdministratorAccess is not checked in"):
         load_managed_policy("arn:aws:iam::aws:policy/AdministratorAccess")
+
+
+def test_template_principals_render_references_to_example_arns():
+    from rehearsal.aws.cfn_values import ExampleValues
+    from rehearsal.aws.iam_policy import TemplateIam
+
+    template = {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "ManagedPolicyArns": [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"]]}],
+        }},
+        "Profile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"InstanceProfileName": {"Ref": "Role"}, "Roles": [{"Ref": "Role"}]}},
+        "Data": {"Type": "AWS::S3::Bucket"},
+        "Policy": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyName": "P", "Roles": [{"Ref": "Role"}], "PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Data", "Arn"]}, "/in/*"]]}},
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Role}"}},
+        ]}}},
+    }}
+    values = ExampleValues(template, region="us-west-2", stack_name="S")
+    assert values.physical_name("Profile") == values.ref("Role") == "S-Role"
+    role = TemplateIam(template, values).principal("Role")
+    assert [p.name for p in role.policies] == ["AmazonSSMManagedInstanceCore (v2)", "Policy"]
+    assert evaluate(role, Request("s3:GetObject", "arn:aws:s3:::s-data/in/x.csv"))
+    assert evaluate(role, Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/S-Role"))
+    assert evaluate(role, Request("ssm:UpdateInstanceInformation", "*"))
+    assert may_assume(role, "ec2.amazonaws.com")
