@@ -98,7 +98,8 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
         "AWS::RDS::DBInstance",
         {
             "Engine": "mysql",
-            "EngineVersion": Match.string_like_regexp(r"^8\.4\.\d+$"),
+            "EngineVersion": "8.4",
+            "AutoMinorVersionUpgrade": True,
             "StorageEncrypted": True,
             "PubliclyAccessible": False,
             "MultiAZ": multi_az,
@@ -113,7 +114,7 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
     t.has_resource_properties(
         "AWS::RDS::DBParameterGroup",
         {"Family": "mysql8.4", "Parameters": {
-            "require_secure_transport": "ON", "explicit_defaults_for_timestamp": "1",
+            "require_secure_transport": "1", "explicit_defaults_for_timestamp": "1",
             "character_set_server": "utf8mb4", "collation_server": "utf8mb4_0900_ai_ci",
         }},
     )
