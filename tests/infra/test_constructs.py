@@ -407,3 +407,29 @@ def test_repo_uploads_copy_emr_steps_and_optionally_the_dataset(with_dataset):
     assert log_group["DeletionPolicy"] == "Delete"
     for deployment in deployments.values():
         assert log_group_id in deployment["DependsOn"]
+
+
+def test_mail_reuses_an_existing_identity_and_still_grants_send_on_it():
+    # An identity that already exists makes AWS::SES::EmailIdentity fail with AlreadyExists.
+    stack = bare_stack()
+    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("airflow@corp.dev",))
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    mail.grant_send(role)
+    t = Template.from_stack(stack)
+    identities = [r["Properties"]["EmailIdentity"] for r in t.find_resources("AWS::SES::EmailIdentity").values()]
+    assert identities == ["ops@corp.dev"]
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    resources = json.dumps(statement["Resource"])
+    assert ":identity/airflow@corp.dev" in resources and len(statement["Resource"]) == 2
+
+
+def test_mail_with_a_verified_domain_creates_no_identity():
+    stack = bare_stack()
+    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("corp.dev",))
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    mail.grant_send(role)
+    t = Template.from_stack(stack)
+    t.resource_count_is("AWS::SES::EmailIdentity", 0)
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    resource = statement["Resource"]
+    assert json.dumps(resource).endswith(':identity/corp.dev"]]}'), resource
