@@ -2,12 +2,16 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# checkov pins versions that conflict with requirements-dev.txt, so it gets a virtualenv of its own.
+CHECKOV_VENV ?= .venv-checkov
 CDK := npx --yes aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv machine test demo rehearsal synth deploy destroy diff bench diagram clean
+.PHONY: venv checkov-venv machine test demo rehearsal synth deploy destroy diff bench diagram clean
 
 $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.txt
+	# mysqlclient builds from source: its headers and compiler come first.
+	bash scripts/setup-machine.sh build
 	command -v uv >/dev/null || python3 -m pip install -q uv==0.13.8
 	[ -x $(PY) ] || uv venv -q -p python3.11 $(VENV)
 	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements-dev.txt
@@ -15,13 +19,21 @@ $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.t
 
 venv: $(VENV)/.installed
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	[ -x $(CHECKOV_VENV)/bin/python ] || uv venv -q -p python3.11 $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CHECKOV_VENV) uv pip install -q -r requirements-checkov.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+
 machine:
 	bash scripts/setup-machine.sh
 
-test: machine venv
+test: machine venv checkov-venv
 	$(VENV)/bin/pytest -q tests
 
 demo: venv
+	bash scripts/setup-machine.sh demo
 	$(PY) -m rehearsal --profile embedded
 
 rehearsal: machine venv
@@ -30,14 +42,18 @@ rehearsal: machine venv
 synth: venv
 	CDK_OUTDIR=cdk.out $(PY) app.py
 
+# Context for deploy/diff, e.g. make deploy CONTEXT="-c sender_email=airflow@my.org -c alert_email=me@my.org"
+CONTEXT ?=
+
+# deploying=true makes the app refuse what only fails after CloudFormation has started (placeholder mail).
 deploy: venv
-	$(CDK) deploy --all --app "$(PY) app.py"
+	$(CDK) deploy --all --app "$(PY) app.py" -c deploying=true $(CONTEXT)
 
 destroy: venv
 	$(CDK) destroy --all --force --app "$(PY) app.py"
 
 diff: venv
-	$(CDK) diff --all --app "$(PY) app.py"
+	$(CDK) diff --all --app "$(PY) app.py" $(CONTEXT)
 
 bench: venv
 	$(PY) bench/spark_sort.py

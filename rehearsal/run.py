@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rehearsal.airflow_api import AirflowApi, parse_time
+from rehearsal.dataset import DATASET
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
 from rehearsal.services import (
     RehearsalDatabase,
@@ -29,7 +30,6 @@ from rehearsal.supervisor import Supervisor
 
 log = logging.getLogger("rehearsal")
 
-DATASET = REPO_ROOT.parent / "shared" / "data" / "Mall_Customers.csv"
 EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
 # The sort job may keep the CSV header or normalise it to snake_case.
 SCORE_COLUMNS = ("spending_score", "Spending Score (1-100)")
@@ -136,7 +136,7 @@ class Rehearsal:
 
     def _check_machine(self) -> None:
         if not self.dataset.is_file():
-            raise RehearsalFailed(f"dataset {self.dataset} not found (expected ../shared/data next to the repo)")
+            raise RehearsalFailed(f"dataset {self.dataset} not found")
         require_java()
         if self.profile == "cluster":
             require_mariadb()

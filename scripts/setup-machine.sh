@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the tests and the rehearsal need on a fresh Debian machine and starts the local
-# services that stand in for RDS MySQL and ElastiCache. Safe to run again: it skips what is there.
+# Installs what a make target needs on a fresh Debian machine. Safe to run again: it skips what is there.
+#   setup-machine.sh build  - headers and compiler for the virtualenv's source builds (mysqlclient)
+#   setup-machine.sh demo   - build, plus what `make demo` runs: Java for Spark, rsync for the bootstrap
+#   setup-machine.sh        - everything the tests and the cluster rehearsal need, and starts the local
+#                             services that stand in for RDS MySQL and ElastiCache
 set -euo pipefail
 
-apt_packages=(pkg-config default-libmysqlclient-dev build-essential shellcheck rsync mariadb-server redis-server openjdk-17-jre-headless nodejs npm)
+profile=${1:-full}
+build_packages=(pkg-config default-libmysqlclient-dev build-essential)
+demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless)
+full_packages=("${demo_packages[@]}" shellcheck mariadb-server redis-server nodejs npm)
+case "$profile" in
+  build) apt_packages=("${build_packages[@]}") ;;
+  demo) apt_packages=("${demo_packages[@]}") ;;
+  full) apt_packages=("${full_packages[@]}") ;;
+  *) echo "setup: unknown profile '$profile' (use build, demo or full)" >&2; exit 2 ;;
+esac
+
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,6 +31,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+[[ $profile == full ]] || exit 0
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {

@@ -10,6 +10,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from stacks.config import REPO_ROOT, DeploymentConfig
+from stacks.connection_budget import check_connection_budget
 from stacks.constructs import buckets as layout
 from stacks.constructs.airflow_node import ASSETS_DIR, REQUIREMENTS_FILE, AirflowNode
 from stacks.constructs.broker import Broker
@@ -65,7 +66,10 @@ class AirflowStack(cdk.Stack):
             )
         shared_fs = SharedFileSystem(self, "SharedFs", vpc=network.vpc, subnets=network.private_subnets, clients=clients, removal_policy=removal)
         emr_sgs = EmrSecurityGroups(self, "EmrSecurityGroups", vpc=network.vpc)
-        mail = Mail(self, "Mail", sender_email=config.sender_email, alert_email=config.alert_email)
+        mail = Mail(
+            self, "Mail", sender_email=config.sender_email, alert_email=config.alert_email,
+            existing_identities=config.existing_ses_identities,
+        )
 
         uris = PipelineUris(
             input=config.input_uri or Buckets.uri(buckets.data, layout.INPUT_PREFIX + "Mall_Customers.csv"),
@@ -138,6 +142,7 @@ class AirflowStack(cdk.Stack):
             "DAGS_SOURCE_DIR": f"{ASSETS_DIR}/dags",
             "EXECUTOR": config.executor,
             "SCHEDULER_COUNT": str(config.scheduler_count),
+            "API_SERVER_WORKERS": str(config.api_server_workers),
             "API_SERVER_PORT": str(API_SERVER_PORT),
             "DB_HOST": database.host,
             "DB_PORT": database.instance.db_instance_endpoint_port,
@@ -168,11 +173,13 @@ class AirflowStack(cdk.Stack):
         config = self.config
 
         private = network.vpc.private_subnets
+        node_envs: list[dict[str, str]] = []
 
         def node(role_name: str, construct_id: str, instance_type: str, api_server_host: str, extra_sgs: list[ec2.ISecurityGroup]) -> AirflowNode:
             # prod puts the scheduler node in the second AZ, so the two schedulers (one on the api-server
             # node) survive the loss of one AZ; dev keeps every node in one AZ (no cross-AZ traffic).
             subnet = private[1] if config.is_prod and role_name == "scheduler" else private[0]
+            node_envs.append({"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host})
             return AirflowNode(
                 self, construct_id, role_name=role_name, vpc=network.vpc, subnets=ec2.SubnetSelection(subnets=[subnet]),
                 security_groups=[network.airflow_nodes_sg, *extra_sgs], instance_type=instance_type, iam_role=node_role.role, assets=assets,
@@ -190,6 +197,8 @@ class AirflowStack(cdk.Stack):
         worker = node("worker", "Worker", config.worker_instance_type, dns.api_server_host, []) if config.uses_celery else None
         for follower in filter(None, (api_server, worker)):
             follower.node.add_dependency(scheduler)
+        # Fail synthesis, not the first busy hour, when the nodes' pools can outgrow the database.
+        check_connection_budget(config.db_instance_type, node_envs, is_unresolved=cdk.Token.is_unresolved)
         # A node boots only when it can mount the file system and its whole IAM policy is in place.
         for member in filter(None, (api_server, scheduler, worker)):
             member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_role.policy)

@@ -26,6 +26,11 @@ _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _RELEASE = re.compile(r"^emr-\d+\.\d+\.\d+$")
 _HIVE_DB = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# Domains reserved for documentation and testing (RFC 2606, RFC 6761): no mailbox there can verify an
+# SES identity or receive the outcome mail.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "test", "invalid", "localhost")
 
 
 class ConfigError(ValueError):
@@ -46,6 +51,7 @@ class DeploymentConfig:
     alert_email: str
     allowed_ui_cidr: str | None
     scheduler_count: int
+    api_server_workers: int
     executor: str
     input_uri: str | None
     output_uri: str | None
@@ -56,6 +62,10 @@ class DeploymentConfig:
     emr_core_instance_count: int
     emr_idle_timeout_seconds: int
     hive_database: str
+    # SES identities (e-mail addresses or domains) already in the account and region: reused, not created.
+    existing_ses_identities: tuple[str, ...]
+    # Set by `make deploy`: the configuration must then be deliverable, not only well-formed.
+    deploying: bool
 
     @property
     def is_prod(self) -> bool:
@@ -83,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
     "alert_email": "ops@example.com",
     "allowed_ui_cidr": None,
     "scheduler_count": 1,
+    "api_server_workers": 2,
     "executor": "CeleryExecutor",
     "input_uri": None,
     "output_uri": None,
@@ -93,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
     "emr_core_instance_count": 0,
     "emr_idle_timeout_seconds": 3600,
     "hive_database": "mall",
+    "existing_ses_identities": "",
+    "deploying": False,
 }
 
 
@@ -172,6 +185,41 @@ def _s3_uri(*, prefix: bool) -> Callable[[Any], str | None]:
     return check
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _ses_identities(value: Any) -> tuple[str, ...]:
+    """A comma-separated list of e-mail addresses and domains."""
+    if isinstance(value, (list, tuple)):
+        items = [str(item).strip() for item in value]
+    else:
+        items = [item.strip() for item in str(_optional(value) or "").split(",")]
+    items = [item for item in items if item]
+    for item in items:
+        if not (_EMAIL.fullmatch(item) or _DOMAIN.fullmatch(item)):
+            raise ValueError(f"{item!r} is neither an e-mail address nor a domain")
+    return tuple(dict.fromkeys(items))
+
+
+def is_placeholder_address(address: str) -> bool:
+    domain = address.rpartition("@")[2].lower()
+    return domain in PLACEHOLDER_DOMAINS or any(domain.endswith("." + placeholder) for placeholder in PLACEHOLDER_DOMAINS) or domain.rpartition(".")[2] in PLACEHOLDER_TLDS
+
+
+def existing_identity_for(address: str, existing: tuple[str, ...]) -> str | None:
+    """The already verified identity that covers `address`: the address itself or its domain."""
+    domain = address.rpartition("@")[2].lower()
+    for identity in existing:
+        if identity.lower() == address.lower() or identity.lower() == domain:
+            return identity
+    return None
+
+
 def _dataset(value: Any) -> Path:
     path = Path(str(value))
     path = path if path.is_absolute() else REPO_ROOT / path
@@ -193,6 +241,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "alert_email": _matching(_EMAIL, "an e-mail address"),
     "allowed_ui_cidr": _ui_cidr,
     "scheduler_count": _choice(SCHEDULER_COUNTS),
+    "api_server_workers": _int_range(1, 16),
     "executor": _choice(EXECUTORS),
     "input_uri": _s3_uri(prefix=False),
     "output_uri": _s3_uri(prefix=True),
@@ -203,6 +252,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "emr_core_instance_count": _int_range(0, 20),
     "emr_idle_timeout_seconds": _int_range(60, 7 * 24 * 3600),
     "hive_database": _matching(_HIVE_DB, "a lower-case Hive database name"),
+    "existing_ses_identities": _ses_identities,
+    "deploying": _bool,
 }
 
 
@@ -218,9 +269,29 @@ def parse_config(context: Mapping[str, Any]) -> DeploymentConfig:
             problems.append(f"context parameter {field.name!r}: {error}")
     if not problems and values["executor"] == "LocalExecutor" and values["scheduler_count"] != 1:
         problems.append("context parameter 'scheduler_count': LocalExecutor runs tasks inside one scheduler; use scheduler_count=1")
+    if not problems:
+        problems += _mail_problems(values)
     if problems:
         raise ConfigError("invalid deployment configuration:\n  " + "\n  ".join(problems))
     return DeploymentConfig(**values)
+
+
+def _mail_problems(values: Mapping[str, Any]) -> list[str]:
+    problems = []
+    addresses = {"sender_email": values["sender_email"], "alert_email": values["alert_email"]}
+    for identity in values["existing_ses_identities"]:
+        if not any(existing_identity_for(address, (identity,)) for address in addresses.values()):
+            problems.append(
+                f"context parameter 'existing_ses_identities': {identity!r} covers neither sender_email nor alert_email"
+            )
+    if values["deploying"]:
+        for key, address in addresses.items():
+            if is_placeholder_address(address):
+                problems.append(
+                    f"context parameter {key!r}: {address!r} is a placeholder that SES cannot verify and no one receives; "
+                    f"deploy with your own address: -c {key}=you@your-domain"
+                )
+    return problems
 
 
 def context_keys() -> tuple[str, ...]:

@@ -45,3 +45,32 @@ def acknowledge_wildcard_resources(policy: IConstruct, statements: list[iam.Poli
         for resource in statement.resources:
             if "*" in _render(cdk.Stack.of(policy).resolve(resource)):
                 acknowledge(policy, wildcard_resource_finding(policy, resource), reason)
+
+
+def acknowledge_checkov(scope: IConstruct, check_id: str, reason: str) -> None:
+    """Acknowledge one checkov check on one resource: `scope` is a CfnResource or a construct whose
+    default child is one. It is written to the resource's Metadata, where checkov reads skips."""
+    resource = scope if isinstance(scope, cdk.CfnResource) else scope.node.default_child
+    if not isinstance(resource, cdk.CfnResource):
+        raise TypeError(f"{scope.node.path} has no CloudFormation resource to acknowledge {check_id} on")
+    entry = resource.get_metadata("checkov") or {"skip": []}
+    entry["skip"] = [*entry["skip"], {"id": check_id, "comment": reason}]
+    resource.add_metadata("checkov", entry)
+
+
+LOG_GROUP_DEFAULT_ENCRYPTION = (
+    "CloudWatch Logs encrypts every log group at rest with service-managed keys; these records hold no secret, "
+    "and a customer managed key would add a key policy for the logs service and a monthly key charge"
+)
+
+CDK_HANDLER_CHECKS = {
+    "CKV_AWS_115": "reserved concurrency would only cap a handler that runs a few times per deployment",
+    "CKV_AWS_116": "CloudFormation invokes it synchronously and reports a failure itself; a dead-letter queue would never be read",
+    "CKV_AWS_117": "it calls only AWS APIs (S3, EC2) and reaches no VPC resource, so a VPC would add NAT traffic and ENIs for nothing",
+}
+
+
+def acknowledge_cdk_handler(handler: IConstruct, what: str) -> None:
+    """The Lambda checks that do not fit aws-cdk-lib's own deploy-time custom-resource handlers."""
+    for check_id, why in CDK_HANDLER_CHECKS.items():
+        acknowledge_checkov(handler, check_id, f"{what}: {why}")

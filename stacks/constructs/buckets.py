@@ -7,6 +7,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
+
 INPUT_PREFIX = "input/mall_customers/"
 OUTPUT_PREFIX = "output/customers_by_spending_score/"
 AIRFLOW_LOG_PREFIX = "airflow/"
@@ -21,6 +23,7 @@ class Buckets(Construct):
         self._removal_policy = removal_policy
         # cdk-nag S1 recognises a server access log target and does not ask it to log itself.
         self.access_logs = self._bucket("AccessLogs", access_logs=None)
+        acknowledge_checkov(self.access_logs, "CKV_AWS_18", "this is the server access log target of the other buckets; logging it would log its own log deliveries")
         self.data = self._bucket("Data", access_logs=self.access_logs)
         self.logs = self._bucket("Logs", access_logs=self.access_logs)
         self.code = self._bucket("Code", access_logs=self.access_logs)
@@ -42,11 +45,13 @@ class Buckets(Construct):
             retention=logs.RetentionDays.ONE_WEEK,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        acknowledge_checkov(log_group, "CKV_AWS_158", "output of the bucket auto-delete handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
+        acknowledge_cdk_handler(handler, "aws-cdk-lib's bucket auto-delete handler (runs only during `cdk destroy` of the dev stage)")
         for bucket in (self.access_logs, self.data, self.logs, self.code):
             bucket.node.find_child("AutoDeleteObjectsCustomResource").node.add_dependency(log_group)
 
     def _bucket(self, construct_id: str, *, access_logs: s3.IBucket | None) -> s3.Bucket:
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             construct_id,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -59,6 +64,9 @@ class Buckets(Construct):
             removal_policy=self._removal_policy,
             auto_delete_objects=self._destroyable,
         )
+        if self._destroyable:
+            acknowledge_checkov(bucket, "CKV_AWS_21", "dev stage: `cdk destroy` empties and removes the bucket, so old versions would protect nothing; the prod stage is versioned")
+        return bucket
 
     @staticmethod
     def uri(bucket: s3.IBucket, key: str = "") -> str:

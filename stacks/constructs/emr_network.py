@@ -16,6 +16,21 @@ from stacks.nag import EMR_TAG_KEY
 
 SERVICE_ACCESS_PORT = 9443
 CLUSTER_MANAGER_PORT = 8443
+# aws-cdk-lib's own "match nothing" egress rule (what it renders for allow_all_outbound=False).
+MATCH_NO_TRAFFIC = {"CidrIp": "255.255.255.255/32", "Description": "Disallow all traffic", "IpProtocol": "icmp", "FromPort": 252, "ToPort": 86}
+
+
+def keep_default_egress_out(group: ec2.SecurityGroup) -> None:
+    """Stop EC2 from giving `group` its default allow-all egress rule.
+
+    EC2 adds that rule to a group created without egress rules of its own. aws-cdk-lib drops its
+    match-nothing placeholder as soon as any egress rule is added, even one to another security group,
+    which it must declare as a separate AWS::EC2::SecurityGroupEgress (an inline one would be a cycle):
+    the group is then created bare and keeps allow-all next to the declared rules. The placeholder,
+    restored here, matches no packet, so the separate rules are the whole egress.
+    """
+    cfn = group.node.default_child
+    cfn.add_property_override("SecurityGroupEgress", [MATCH_NO_TRAFFIC])
 
 
 class EmrSecurityGroups(Construct):
@@ -36,3 +51,4 @@ class EmrSecurityGroups(Construct):
             target.add_ingress_rule(self.service_access, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager from service access")
             self.service_access.add_egress_rule(target, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager to cluster nodes")
         self.service_access.add_ingress_rule(self.primary, ec2.Port.tcp(SERVICE_ACCESS_PORT), "EMR service access from primary")
+        keep_default_egress_out(self.service_access)

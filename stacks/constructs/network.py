@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.nag import EMR_TAG_KEY
+from stacks.nag import EMR_TAG_KEY, LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
 
 API_SERVER_PORT = 8080
 FLOWER_PORT = 5555  # bound to 127.0.0.1 on the worker: reached only through SSM port forwarding
@@ -30,9 +30,13 @@ class Network(Construct):
                 ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=20),
             ],
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
-            restrict_default_security_group=False,
+            # aws-cdk-lib's custom resource revokes the rules of the VPC's default security group, which
+            # would otherwise admit every member and send anywhere. Nothing here uses that group.
+            restrict_default_security_group=True,
         )
+        self._own_restrict_handler(removal_policy)
         flow_log_group = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
+        acknowledge_checkov(flow_log_group, "CKV_AWS_158", "VPC flow records: " + LOG_GROUP_DEFAULT_ENCRYPTION)
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group))
         for subnet in self.vpc.private_subnets:
             cdk.Tags.of(subnet).add(EMR_TAG_KEY, "true")
@@ -51,6 +55,22 @@ class Network(Construct):
             (TRIGGERER_LOG_SERVER_PORT, "triggerer log server read by the api-server"),
         ):
             self.airflow_nodes_sg.add_ingress_rule(self.airflow_nodes_sg, ec2.Port.tcp(port), why)
+
+    def _own_restrict_handler(self, removal_policy: cdk.RemovalPolicy) -> None:
+        """Acknowledge aws-cdk-lib's default-group handler; on a destroyable stage, give it a log group that
+        `cdk destroy` removes after the handler's last run (it runs again on delete), or Lambda would
+        create /aws/lambda/<handler> outside the stack and leave it behind."""
+        stack = cdk.Stack.of(self)
+        handler = stack.node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider").node.find_child("Handler")
+        acknowledge_cdk_handler(handler, "aws-cdk-lib's handler that revokes the VPC default security group's rules (runs only during deployment)")
+        if removal_policy != cdk.RemovalPolicy.DESTROY:
+            return
+        log_group = logs.LogGroup(
+            self, "RestrictDefaultSgLogs", log_group_name=f"/aws/lambda/{handler.ref}",
+            retention=logs.RetentionDays.ONE_WEEK, removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        acknowledge_checkov(log_group, "CKV_AWS_158", "output of the default-group handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
+        self.vpc.node.find_child("RestrictDefaultSecurityGroupCustomResource").node.add_dependency(log_group)
 
     def ui_access_sg(self, cidr: str) -> ec2.SecurityGroup:
         """A group for the api-server alone that admits the UI port from an operator network."""

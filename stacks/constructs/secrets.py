@@ -6,11 +6,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_checkov
 
 NO_ROTATION = (
     "Airflow reads this value only when a process starts and every node must hold the same value at the same "
     "time; a Secrets Manager rotation would silently split the cluster. Rotate by redeploying with a new secret."
+)
+AWS_MANAGED_KEY = (
+    "encrypted with the AWS managed key aws/secretsmanager; who may read it is decided by the IAM grants on the "
+    "secret (the node role only), which a customer managed key would not narrow, at a monthly key charge"
 )
 
 
@@ -24,6 +28,7 @@ def generated_secret(scope: Construct, construct_id: str, *, description: str, l
         removal_policy=removal_policy,
     )
     acknowledge(secret, "AwsSolutions-SMG4", NO_ROTATION)
+    acknowledge_checkov(secret, "CKV_AWS_149", AWS_MANAGED_KEY)
     return secret
 
 

@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from stacks.nag import acknowledge, wildcard_resource_finding
+from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge, acknowledge_cdk_handler, acknowledge_checkov, wildcard_resource_finding
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache"]
 HANDLER = "aws-cdk-lib's BucketDeployment handler (runs only during deployment) copying repo files from the CDK asset bucket"
@@ -53,6 +53,7 @@ class RepoUploads(Construct):
         # behind, and the group must outlive the uploads, whose deletion still invokes the handler.
         log_group = handler.node.find_child("LogGroup")
         log_group.apply_removal_policy(removal_policy)
+        acknowledge_checkov(log_group, "CKV_AWS_158", "output of the upload handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
         for upload in uploads:
             upload.node.find_child("CustomResource").node.add_dependency(log_group)
         self._acknowledge(handler, asset_bucket, [code_bucket] + ([data_bucket] if dataset is not None else []))
@@ -60,6 +61,11 @@ class RepoUploads(Construct):
     @staticmethod
     def _acknowledge(handler: Construct, asset_bucket: s3.IBucket, destinations: list[s3.IBucket]) -> None:
         acknowledge(handler, "AwsSolutions-L1", HANDLER + "; its runtime is pinned by aws-cdk-lib together with its bundled AWS CLI layer")
+        acknowledge_cdk_handler(handler, HANDLER)
+        acknowledge_checkov(
+            handler, "CKV_AWS_173",
+            HANDLER + "; its environment holds only aws-cdk-lib's settings (no secret), which Lambda encrypts at rest with its own key",
+        )
         role = handler.node.find_child("ServiceRole")
         acknowledge(
             role,

@@ -11,8 +11,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from rehearsal.aws import LocalAws  # noqa: E402
-
-DATASET = REPO_ROOT.parent / "shared" / "data" / "Mall_Customers.csv"
+from rehearsal.dataset import DATASET  # noqa: E402,F401  (re-exported to the tests)
 FIXTURE_STEPS = Path(__file__).resolve().parent / "steps"
 TERMINAL_STEP_STATES = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 

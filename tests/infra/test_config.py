@@ -103,3 +103,25 @@ def test_app_exits_with_a_clear_error_and_writes_nothing(tmp_path):
     assert "context parameter 'allowed_ui_cidr'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not outdir.exists()
+
+
+def test_deploying_refuses_placeholder_addresses_and_names_the_options():
+    with pytest.raises(ConfigError) as error:
+        parse_config({"deploying": "true"})
+    assert "-c sender_email=" in str(error.value) and "-c alert_email=" in str(error.value)
+    for placeholder in ("me@example.org", "me@mail.example.net", "me@host.test"):
+        with pytest.raises(ConfigError, match="'alert_email'"):
+            parse_config({"deploying": True, "sender_email": "airflow@corp.dev", "alert_email": placeholder})
+    config = parse_config({"deploying": "true", "sender_email": "airflow@corp.dev", "alert_email": "ops@corp.dev"})
+    assert config.deploying
+    # Offline synthesis (tests, `make synth`) keeps the placeholders.
+    assert parse_config({}).sender_email == "airflow@example.com"
+
+
+def test_existing_ses_identities_must_cover_one_of_the_addresses():
+    config = parse_config({"existing_ses_identities": "airflow@example.com, example.com"})
+    assert config.existing_ses_identities == ("airflow@example.com", "example.com")
+    with pytest.raises(ConfigError, match="'existing_ses_identities': 'other.org' covers neither"):
+        parse_config({"existing_ses_identities": "other.org"})
+    with pytest.raises(ConfigError, match="neither an e-mail address nor a domain"):
+        parse_config({"existing_ses_identities": "not an identity"})

@@ -98,7 +98,8 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
         "AWS::RDS::DBInstance",
         {
             "Engine": "mysql",
-            "EngineVersion": Match.string_like_regexp(r"^8\.4\.\d+$"),
+            "EngineVersion": "8.4",
+            "AutoMinorVersionUpgrade": True,
             "StorageEncrypted": True,
             "PubliclyAccessible": False,
             "MultiAZ": multi_az,
@@ -113,7 +114,7 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
     t.has_resource_properties(
         "AWS::RDS::DBParameterGroup",
         {"Family": "mysql8.4", "Parameters": {
-            "require_secure_transport": "ON", "explicit_defaults_for_timestamp": "1",
+            "require_secure_transport": "1", "explicit_defaults_for_timestamp": "1",
             "character_set_server": "utf8mb4", "collation_server": "utf8mb4_0900_ai_ci",
         }},
     )
@@ -418,3 +419,29 @@ def test_repo_uploads_copy_emr_steps_and_optionally_the_dataset(with_dataset):
     assert log_group["DeletionPolicy"] == "Delete"
     for deployment in deployments.values():
         assert log_group_id in deployment["DependsOn"]
+
+
+def test_mail_reuses_an_existing_identity_and_still_grants_send_on_it():
+    # An identity that already exists makes AWS::SES::EmailIdentity fail with AlreadyExists.
+    stack = bare_stack()
+    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("airflow@corp.dev",))
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    mail.grant_send(role)
+    t = Template.from_stack(stack)
+    identities = [r["Properties"]["EmailIdentity"] for r in t.find_resources("AWS::SES::EmailIdentity").values()]
+    assert identities == ["ops@corp.dev"]
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    resources = json.dumps(statement["Resource"])
+    assert ":identity/airflow@corp.dev" in resources and len(statement["Resource"]) == 2
+
+
+def test_mail_with_a_verified_domain_creates_no_identity():
+    stack = bare_stack()
+    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("corp.dev",))
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    mail.grant_send(role)
+    t = Template.from_stack(stack)
+    t.resource_count_is("AWS::SES::EmailIdentity", 0)
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    resource = statement["Resource"]
+    assert json.dumps(resource).endswith(':identity/corp.dev"]]}'), resource

@@ -81,3 +81,62 @@ def test_no_secret_value_in_any_staged_asset(dev):
         literal = [m.group(0) for m in SECRET_ASSIGNMENT.finditer(text) if "{" not in m.group(0) and "$" not in m.group(0)]
         assert literal == [], f"{path}: {literal}"
     assert scanned > 0
+
+
+# Security groups whose code asks for allow-all egress: the Airflow nodes (package installs, AWS APIs through
+# NAT) and EMR's primary/core groups (EMR requires it for private subnets).
+ALLOW_ALL_EGRESS_GROUPS = ("NetworkAirflowNodesSg", "EmrSecurityGroupsPrimary", "EmrSecurityGroupsCore")
+ANYWHERE = {"CidrIp": "0.0.0.0/0", "IpProtocol": "-1"}
+
+
+def effective_egress(template: dict) -> dict[str, list[dict]]:
+    """Each security group's egress rules as EC2 applies them: a group created without any rule in its
+    SecurityGroupEgress property gets EC2's default allow-all rule, and separate AWS::EC2::SecurityGroupEgress
+    resources are added to what it has (they never remove that default)."""
+    resources = template["Resources"]
+    egress = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            inline = resource["Properties"].get("SecurityGroupEgress") or []
+            egress[logical_id] = [dict(rule) for rule in inline] or [dict(ANYWHERE, Description="EC2 default")]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::EC2::SecurityGroupEgress":
+            group = resource["Properties"]["GroupId"]["Fn::GetAtt"][0]
+            egress[group].append(resource["Properties"])
+    return egress
+
+
+def allows_anywhere(rule: dict) -> bool:
+    return rule.get("CidrIp") == "0.0.0.0/0" or rule.get("CidrIpv6") == "::/0"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_only_the_groups_meant_to_have_open_egress_have_it(assemblies, variant):
+    for logical_id, rules in effective_egress(assemblies[variant].template).items():
+        open_rules = [rule for rule in rules if allows_anywhere(rule)]
+        assert bool(open_rules) == logical_id.startswith(ALLOW_ALL_EGRESS_GROUPS), (logical_id, rules)
+
+
+def test_emr_service_access_egress_is_exactly_the_cluster_manager_port(dev):
+    template = dev.template
+    groups = effective_egress(template)
+    service_access = next(group for group in groups if group.startswith("EmrSecurityGroupsServiceAccess"))
+    reachable = [rule for rule in groups[service_access] if not (rule.get("CidrIp") == "255.255.255.255/32" and rule["IpProtocol"] == "icmp")]
+    assert sorted((rule["DestinationSecurityGroupId"]["Fn::GetAtt"][0], rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) for rule in reachable) == sorted(
+        (group, "tcp", 8443, 8443) for group in groups if group.startswith(("EmrSecurityGroupsPrimary", "EmrSecurityGroupsCore"))
+    )
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_vpc_default_security_group_is_stripped_of_its_rules(assemblies, variant):
+    # EC2 gives each VPC a default group that admits its members and sends anywhere; nothing in the template
+    # can change its rules except aws-cdk-lib's custom resource, which revokes them at deploy time.
+    resources = assemblies[variant].template["Resources"]
+    vpcs = [logical_id for logical_id, resource in resources.items() if resource["Type"] == "AWS::EC2::VPC"]
+    assert vpcs
+    restricted = {
+        resource["Properties"]["DefaultSecurityGroupId"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "Custom::VpcRestrictDefaultSG"
+    }
+    assert restricted == set(vpcs)

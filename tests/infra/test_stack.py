@@ -8,7 +8,7 @@ import re
 import pytest
 from aws_cdk.assertions import Template
 
-from .infra_support import REPO_ROOT, node_env, parse_env
+from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
 
 CONTRACTS = (REPO_ROOT / "docs" / "contracts.md").read_text()
 
@@ -153,7 +153,8 @@ def test_dev_handlers_log_into_groups_that_are_deleted_after_them(dev):
     # (else Lambda creates one outside CloudFormation that outlives `cdk destroy`).
     groups = {k: v for k, v in dev.resources("AWS::Logs::LogGroup").items() if "LogGroupName" in v["Properties"]}
     handler_of = {json.dumps(v["Properties"]["LogGroupName"]): k for k, v in groups.items()}
-    for cfn_type in ("Custom::S3AutoDeleteObjects", "Custom::CDKBucketDeployment"):
+    for cfn_type in ("Custom::S3AutoDeleteObjects", "Custom::CDKBucketDeployment", "Custom::VpcRestrictDefaultSG"):
+        assert dev.resources(cfn_type), cfn_type
         for logical_id, resource in dev.resources(cfn_type).items():
             handler = resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
             name = json.dumps({"Fn::Join": ["", ["/aws/lambda/", {"Ref": handler}]]})
@@ -192,7 +193,8 @@ def test_sample_dataset_and_emr_steps_are_uploaded(dev):
 
 
 def test_sample_dataset_is_the_shared_dataset():
-    shared = REPO_ROOT.parent / "shared" / "data" / "Mall_Customers.csv"
+    from rehearsal.dataset import SHARED_DATASET as shared
+
     if not shared.exists():
         pytest.skip(f"{shared} is not on this machine")
     assert (REPO_ROOT / "sample_data" / "Mall_Customers.csv").read_bytes() == shared.read_bytes()
@@ -213,3 +215,16 @@ def test_nodes_boot_after_mount_targets_and_their_policy(dev):
         depends = instance["DependsOn"]
         assert any(d.startswith("SharedFsFileSystemEfsMountTarget") for d in depends)
         assert any(d.startswith("NodeRolePolicy") for d in depends)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_database_pins_the_major_line_and_lets_rds_choose_the_minor(assemblies, variant):
+    # RDS retires minor versions; a template naming one fails its create once the region stops offering
+    # it. A major-only EngineVersion gets the region's default minor, and it must be the parameter group's line.
+    template = assemblies[variant].template
+    (db,) = assemblies[variant].resources("AWS::RDS::DBInstance").values()
+    version = db["Properties"]["EngineVersion"]
+    assert re.fullmatch(r"\d+\.\d+", version), f"EngineVersion {version!r} pins a minor version"
+    assert db["Properties"]["AutoMinorVersionUpgrade"] is True
+    group = template["Resources"][db["Properties"]["DBParameterGroupName"]["Ref"]]
+    assert group["Properties"]["Family"] == f"mysql{version}"

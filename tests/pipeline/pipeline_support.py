@@ -15,7 +15,10 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "airflow_assets" / "dags"
 EMR_STEPS = REPO / "emr_steps"
-DATASET = REPO.parent / "shared" / "data" / "Mall_Customers.csv"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from rehearsal.dataset import DATASET  # noqa: E402  (../shared/data, else sample_data/)
 
 PIPELINE_CONFIG = {
     "region": "us-east-1",
