@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shlex
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +53,116 @@ def test_bootstrap_accepts_the_node_env_the_stack_writes(assemblies, variant, tm
         for key, value in written.items():
             assert parsed[key] == value, key
         assert json.loads(parsed["EMR_PIPELINE_JSON"])["hive_database"] == "mall"
+
+
+# -- the bootstrap under cfn-init's environment ---------------------------------------------------
+# cfn-init runs a command with `env` as its whole environment ("overwrites, rather than appends, the
+# existing environment"), through the shell. The tests below run the bootstrap exactly so: `env -i`
+# plus the synthesized `env` map, inside a private mount namespace whose /usr/local/sbin (the first
+# entry of AL2023's root PATH, empty on this machine) holds stand-ins for AL2023's dnf and rpm.
+STANDIN_DIR = "/usr/local/sbin"
+
+
+def bootstrap_command(assembly, logical_prefix: str) -> dict:
+    instance = next(v for k, v in instances(assembly).items() if k.startswith(logical_prefix))
+    return instance["Metadata"]["AWS::CloudFormation::Init"]["bootstrap"]["commands"]["20-bootstrap"]
+
+
+def real_binary(name: str) -> Path | None:
+    """`name` as an executable file, not a pyenv shim (a shim needs the caller's environment)."""
+    for candidate in (Path(sys.executable).resolve().parent / name, Path(sys.prefix) / "bin" / name, shutil.which(name)):
+        if candidate and Path(candidate).is_file() and Path(candidate).read_bytes()[:4] == b"\x7fELF":
+            return Path(candidate)
+    return None
+
+
+def can_bind_mount() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False)
+    return probe.returncode == 0 and Path(STANDIN_DIR).is_dir()
+
+
+def al2023_standins(directory: Path, python311: Path) -> None:
+    """dnf installs into the stand-in directory what AL2023 puts on root's PATH; rpm -q reports what dnf installed."""
+    installed = directory / ".installed"
+    installed.mkdir(parents=True)
+    (directory / "rpm").write_text(f'#!/bin/sh\n[ "$1" = -q ] && [ -e "{installed}/$2" ]\n')
+    (directory / "dnf").write_text(
+        "#!/bin/sh\n"
+        f'for pkg in "$@"; do case $pkg in -*|install) ;; *) /usr/bin/touch "{installed}/$pkg" ;; esac; done\n'
+        f'[ -e "{installed}/python3.11" ] && /bin/cp {directory}/.python3.11 {directory}/python3.11\n'
+        "exit 0\n"
+    )
+    # A wrapper, not a symlink: a symlinked interpreter would look for its standard library beside the link.
+    (directory / ".python3.11").write_text(f'#!/bin/sh\nexec {python311} "$@"\n')
+    for script in ("rpm", "dnf", ".python3.11"):
+        (directory / script).chmod(0o755)
+
+
+def probe_sdist_requirements(tmp_path: Path) -> Path:
+    """A source-only package whose build runs pkg-config and gcc, as mysqlclient's does; no index needed."""
+    source = tmp_path / "pkgconfig-probe"
+    source.mkdir()
+    (source / "pyproject.toml").write_text(
+        '[project]\nname = "pkgconfig-probe"\nversion = "1.0"\n'
+        '[build-system]\nrequires = []\nbuild-backend = "probe_backend"\nbackend-path = ["."]\n'
+    )
+    (source / "probe_backend.py").write_text(
+        "import base64, hashlib, subprocess, zipfile\n"
+        "def _tools():\n"
+        "    subprocess.run(['pkg-config', '--version'], check=True)\n"
+        "    subprocess.run(['gcc', '--version'], check=True, capture_output=True)\n"
+        "def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n"
+        "    _tools()\n"
+        "    name = 'pkgconfig_probe-1.0-py3-none-any.whl'\n"
+        "    files = {'pkgconfig_probe.py': b'BUILT = True\\n',\n"
+        "             'pkgconfig_probe-1.0.dist-info/METADATA': b'Metadata-Version: 2.1\\nName: pkgconfig-probe\\nVersion: 1.0\\n',\n"
+        "             'pkgconfig_probe-1.0.dist-info/WHEEL': b'Wheel-Version: 1.0\\nGenerator: probe\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}\n"
+        "    record = [f\"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\" for p, d in files.items()]\n"
+        "    files['pkgconfig_probe-1.0.dist-info/RECORD'] = ('\\n'.join(record + ['pkgconfig_probe-1.0.dist-info/RECORD,,']) + '\\n').encode()\n"
+        "    with zipfile.ZipFile(f'{wheel_directory}/{name}', 'w') as wheel:\n"
+        "        for path, data in files.items():\n"
+        "            wheel.writestr(path, data)\n"
+        "    return name\n"
+    )
+    requirements = tmp_path / "requirements-airflow.txt"
+    requirements.write_text(f"--no-index\npkgconfig-probe @ file://{source}\n")
+    return requirements
+
+
+def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path) -> subprocess.CompletedProcess:
+    env = dict(command.get("env", {}))
+    assert all(isinstance(v, str) for v in env.values()), f"20-bootstrap env holds unresolved tokens: {env}"
+    env["NODE_ENV_FILE"] = str(node_env_file)  # the same file, written to tmp instead of /etc/airflow
+    assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    inner = f"mount --bind {shlex.quote(str(standins))} {STANDIN_DIR} && exec env -i {assignments} /bin/sh -c {shlex.quote(script_command)}"
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner],
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` to put AL2023's dnf/rpm stand-ins on the PATH")
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="needs a Python 3.11 interpreter to stand in for AL2023's python3.11")
+def test_install_phase_works_with_exactly_the_environment_cfn_init_gives_it(dev, tmp_path):
+    uv = real_binary("uv")
+    if uv is None:
+        pytest.skip("no uv executable (only a shim) to seed the bootstrap's tool venv with")
+    command = bootstrap_command(dev, "Scheduler")
+    standins = tmp_path / "usr-local-sbin"
+    al2023_standins(standins, Path(sys.executable).resolve())
+    home = tmp_path / "home"
+    # This machine reaches PyPI only with its own CA settings, which cfn-init's environment does not
+    # carry: the bootstrap's pinned uv is put where its first run would have installed it.
+    (home / ".bootstrap-tools" / "bin").mkdir(parents=True)
+    (home / ".bootstrap-tools" / "bin" / "uv").symlink_to(uv)
+    node_env_file = tmp_path / "node.env"
+    node_env_file.write_text(
+        node_env(dev.template, "Scheduler")
+        + f"AIRFLOW_HOME={home}\nAIRFLOW_VENV={tmp_path / 'venv'}\nAIRFLOW_USER=\n"
+        + f"AIRFLOW_REQUIREMENTS={probe_sdist_requirements(tmp_path)}\n"
+    )
+    script = command["command"].replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/").replace(" all", " install")
+    result = run_as_cfn_init(command, script, standins, node_env_file)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (standins / ".installed").iterdir()} >= {"python3.11", "gcc", "pkgconf-pkg-config"}
+    assert list((tmp_path / "venv").glob("lib/python3.11/site-packages/pkgconfig_probe.py"))

@@ -8,6 +8,12 @@ BOOTSTRAP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ASSETS_DIR=$(dirname "$BOOTSTRAP_DIR")
 NODE_ENV_FILE=${NODE_ENV_FILE:-/etc/airflow/node.env}
 export NODE_ENV_FILE
+# cfn-init replaces the environment with its `env` map. A bash started without PATH searches its
+# built-in default but does not export it, so uv and the builds it runs would find nothing: export it,
+# and HOME from the password database when the caller gave none.
+export PATH
+HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+export HOME
 UV_VERSION=0.13.8
 AL2023_PACKAGES=(python3.11 python3.11-devel gcc mariadb-connector-c-devel pkgconf-pkg-config rsync amazon-efs-utils)
 ROLE=unknown
@@ -120,7 +126,7 @@ phase_install() {
   uv=$(uv_binary)
   if [[ ! -x $venv/bin/python ]]; then
     log "install: creating venv $venv"
-    "$uv" venv --quiet --python 3.11 "$venv" || fail "uv could not create a Python 3.11 venv at $venv"
+    "$uv" venv --quiet --no-python-downloads --python 3.11 "$venv" || fail "uv could not create a Python 3.11 venv at $venv (is python3.11 on PATH?)"
   fi
   log "install: uv pip install -r $requirements into $venv"
   VIRTUAL_ENV=$venv "$uv" pip install --quiet -r "$requirements" || fail "uv pip install -r $requirements failed"
