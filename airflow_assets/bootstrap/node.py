@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -302,13 +303,16 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 
 
 class HealthChecks:
-    """Each check returns None when healthy, else a one-line reason."""
+    """Each check returns None when healthy, else a one-line reason.
+
+    A node's gate checks only its own processes: CloudFormation creates the nodes that start after
+    this one (the api-server among them) only once this node has signalled success, so asking them
+    would wait for ever (stacks/start_order.py).
+    """
 
     def __init__(self, node: Node):
         self.node = node
-        env = node.env
-        self.local_api = f"http://127.0.0.1:{env['API_SERVER_PORT']}/api/v2/monitor/health"
-        self.remote_api = f"http://{env['API_SERVER_HOST']}:{env['API_SERVER_PORT']}/api/v2/monitor/health"
+        self.local_api = f"http://127.0.0.1:{node.env['API_SERVER_PORT']}/api/v2/monitor/health"
 
     def _component(self, url: str, component: str) -> str | None:
         status, body = _get(url)
@@ -325,11 +329,20 @@ class HealthChecks:
         status, _ = _get(url)
         return None if status == 200 else f"scheduler health check {url} answered HTTP {status}"
 
+    def _local_job(self, job_type: str) -> str | None:
+        """A live (recently heartbeating) job of this type started on this host, read from the metadata DB."""
+        args = ["jobs", "check", "--job-type", job_type, "--local"]
+        result = run_airflow(self.node, args)
+        if result.returncode == 0:
+            return None
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        return f"airflow {' '.join(args)}: {lines[-1] if lines else f'exit {result.returncode}'}"
+
     def dag_processor(self) -> str | None:
-        return self._component(self.remote_api, "dag_processor")
+        return self._local_job("DagProcessorJob")
 
     def triggerer(self) -> str | None:
-        return self._component(self.remote_api, "triggerer")
+        return self._local_job("TriggererJob")
 
     def flower(self) -> str | None:
         url = f"http://127.0.0.1:{self.node.env['FLOWER_PORT']}/healthcheck"
@@ -352,14 +365,23 @@ class HealthChecks:
         check = getattr(self, process.name.replace("-", "_"))
         try:
             return check()
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
             return f"{process.name}: {type(error).__name__}: {error}"
 
 
-def _secret_output(command: list[str], node: Node) -> str:
-    import subprocess
+def _airflow_environment(node: Node) -> dict[str, str]:
+    return {**os.environ, **{k: v or "" for k, v in dotenv_values(node.env_file).items()}}
 
-    env = {**os.environ, **{k: v or "" for k, v in dotenv_values(node.env_file).items()}}
+
+def run_airflow(node: Node, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """The airflow CLI with this node's settings, as the service user (like the bootstrap's airflow_cli)."""
+    as_user = ["runuser", "-u", node.env["AIRFLOW_USER"], "--"] if node.env["AIRFLOW_USER"] and os.geteuid() == 0 else []
+    command = [*as_user, *node.secret_command("exec", "--")[:3], "--", str(node.venv / "bin" / "airflow"), *args]
+    return subprocess.run(command, env=_airflow_environment(node), capture_output=True, text=True, check=False, timeout=120)
+
+
+def _secret_output(command: list[str], node: Node) -> str:
+    env = _airflow_environment(node)
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode:
         raise ValueError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "secret helper failed")
