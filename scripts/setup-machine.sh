@@ -3,7 +3,7 @@
 # services that stand in for RDS MySQL and ElastiCache. Safe to run again: it skips what is there.
 set -euo pipefail
 
-apt_packages=(pkg-config default-libmysqlclient-dev build-essential shellcheck rsync mariadb-server redis-server openjdk-17-jre-headless nodejs npm)
+apt_packages=(pkg-config default-libmysqlclient-dev build-essential shellcheck rsync bindfs mariadb-server redis-server openjdk-17-jre-headless nodejs npm)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

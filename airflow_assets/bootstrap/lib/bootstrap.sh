@@ -145,7 +145,8 @@ sync_dags() {
   command -v rsync >/dev/null 2>&1 || fail "rsync is missing: install it (dnf/apt-get install rsync)"
   mkdir -p "$target"
   # --delay-updates renames all files into place at the end, so the dag-processor never parses half a sync.
-  rsync -a --delete --checksum --delay-updates --exclude '__pycache__' --itemize-changes "$source/" "$target/" |
+  # No owner/group: the EFS access point forces its uid/gid on every file and refuses chown, even root's.
+  rsync -a --no-owner --no-group --delete --checksum --delay-updates --exclude '__pycache__' --itemize-changes "$source/" "$target/" |
     sed "s|^|bootstrap[$ROLE] configure: dags |" >&2
 }
 
