@@ -23,7 +23,7 @@ from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, Network
 from stacks.constructs.node_role import AirflowNodeRole
 from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
-from stacks.constructs.shared_fs import MOUNT_POINT, SharedFileSystem
+from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID, MOUNT_POINT, SharedFileSystem
 from stacks.constructs.uploads import ASSET_EXCLUDES, RepoUploads
 from stacks.start_order import STARTS_AFTER
 
@@ -130,6 +130,9 @@ class AirflowStack(cdk.Stack):
             "AIRFLOW_HOME": AIRFLOW_HOME,
             "AIRFLOW_VENV": f"{AIRFLOW_HOME}/venv",
             "AIRFLOW_USER": SERVICE_USER,
+            # The EFS access point forces this uid/gid, so files the services write there are their own.
+            "AIRFLOW_UID": str(AIRFLOW_UID),
+            "AIRFLOW_GID": str(AIRFLOW_GID),
             "AIRFLOW_REQUIREMENTS": REQUIREMENTS_FILE,
             "DAGS_FOLDER": f"{MOUNT_POINT}/dags",
             "DAGS_SOURCE_DIR": f"{ASSETS_DIR}/dags",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -131,14 +132,23 @@ def probe_sdist_requirements(tmp_path: Path) -> Path:
     return requirements
 
 
-def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path) -> subprocess.CompletedProcess:
+def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path,
+                    binds: dict[Path, str] | None = None) -> subprocess.CompletedProcess:
+    """`script_command` through /bin/sh with exactly `env -i` + the command's env map, with `standins` on
+    /usr/local/sbin and `binds` (source -> mount point) in a private mount namespace."""
     env = dict(command.get("env", {}))
     assert all(isinstance(v, str) for v in env.values()), f"20-bootstrap env holds unresolved tokens: {env}"
     env["NODE_ENV_FILE"] = str(node_env_file)  # the same file, written to tmp instead of /etc/airflow
     assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-    inner = f"mount --bind {shlex.quote(str(standins))} {STANDIN_DIR} && exec env -i {assignments} /bin/sh -c {shlex.quote(script_command)}"
+    mounts = {standins: STANDIN_DIR, **(binds or {})}
+    binding = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}" for source, target in mounts.items())
+    inner = f"{binding} && exec env -i {assignments} /bin/sh -c {shlex.quote(script_command)}"
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner],
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True, check=False, timeout=300)
+
+
+def role_script(command: dict, phase: str) -> str:
+    return command["command"].replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/").replace(" all", f" {phase}")
 
 
 @pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` to put AL2023's dnf/rpm stand-ins on the PATH")
@@ -161,8 +171,39 @@ def test_install_phase_works_with_exactly_the_environment_cfn_init_gives_it(dev,
         + f"AIRFLOW_HOME={home}\nAIRFLOW_VENV={tmp_path / 'venv'}\nAIRFLOW_USER=\n"
         + f"AIRFLOW_REQUIREMENTS={probe_sdist_requirements(tmp_path)}\n"
     )
-    script = command["command"].replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/").replace(" all", " install")
-    result = run_as_cfn_init(command, script, standins, node_env_file)
+    result = run_as_cfn_init(command, role_script(command, "install"), standins, node_env_file)
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (standins / ".installed").iterdir()} >= {"python3.11", "gcc", "pkgconf-pkg-config"}
     assert list((tmp_path / "venv").glob("lib/python3.11/site-packages/pkgconfig_probe.py"))
+
+
+@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` to give useradd a private copy of /etc")
+def test_install_creates_the_service_user_with_the_uid_and_gid_the_efs_access_point_forces(dev, tmp_path):
+    posix_user = next(iter(dev.resources("AWS::EFS::AccessPoint").values()))["Properties"]["PosixUser"]
+    command = bootstrap_command(dev, "Worker")
+    standins = tmp_path / "usr-local-sbin"
+    al2023_standins(standins, Path(sys.executable).resolve())
+    etc = tmp_path / "etc"
+    # useradd/groupadd rewrite /etc/passwd and /etc/group by renaming, so the whole /etc is a private copy.
+    shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True)
+    written = parse_env(node_env(dev.template, "Worker"))
+    user = written["AIRFLOW_USER"]
+    assert user and subprocess.run(["getent", "passwd", user], capture_output=True).returncode, f"{user} exists on this machine"
+    # The venv is already there (install then only sees to the user), so no package is installed.
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.17.0\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / ".bootstrap-requirements.sha256").write_text(hashlib.sha256(requirements.read_bytes()).hexdigest() + "\n")
+    node_env_file = tmp_path / "node.env"
+    node_env_file.write_text(node_env(dev.template, "Worker")
+                             + f"AIRFLOW_HOME={tmp_path / 'home'}\nAIRFLOW_VENV={venv}\nAIRFLOW_REQUIREMENTS={requirements}\n")
+    for run in ("first", "again"):
+        result = run_as_cfn_init(command, role_script(command, "install"), standins, node_env_file, binds={etc: "/etc"})
+        assert result.returncode == 0, f"{run}: {result.stderr}"
+    passwd = {line.split(":")[0]: line.split(":") for line in (etc / "passwd").read_text().splitlines()}
+    group = {line.split(":")[0]: line.split(":") for line in (etc / "group").read_text().splitlines()}
+    assert (passwd[user][2], passwd[user][3]) == (str(posix_user["Uid"]), str(posix_user["Gid"]))
+    assert group[user][2] == str(posix_user["Gid"])
+    assert (tmp_path / "home").stat().st_uid == int(posix_user["Uid"])

@@ -82,13 +82,27 @@ install_os_packages() {
   fi
 }
 
+# The service user gets the uid/gid the EFS access point forces (AIRFLOW_UID/AIRFLOW_GID), so the
+# files on the shared file system belong to it on every node.
 ensure_service_user() {
-  local user home
+  local user home uid gid
   user=$(node_env AIRFLOW_USER "")
   home=$(node_env AIRFLOW_HOME)
-  if [[ -n $user ]] && ! id -u "$user" >/dev/null 2>&1; then
-    log "install: creating system user $user"
-    useradd --system --home-dir "$home" --shell /sbin/nologin "$user"
+  if [[ -n $user ]]; then
+    uid=$(node_env AIRFLOW_UID)
+    gid=$(node_env AIRFLOW_GID)
+    if ! getent group "$user" >/dev/null; then
+      log "install: creating system group $user ($gid)"
+      groupadd --system --gid "$gid" "$user" || fail "could not create group $user with gid $gid"
+    fi
+    [[ $(getent group "$user" | cut -d: -f3) == "$gid" ]] || fail "group $user exists with gid $(getent group "$user" | cut -d: -f3), not AIRFLOW_GID=$gid"
+    if ! id -u "$user" >/dev/null 2>&1; then
+      log "install: creating system user $user ($uid:$gid)"
+      useradd --system --uid "$uid" --gid "$gid" --home-dir "$home" --shell /sbin/nologin "$user" ||
+        fail "could not create user $user with uid $uid"
+    fi
+    [[ $(id -u "$user") == "$uid" && $(id -g "$user") == "$gid" ]] ||
+      fail "user $user exists as $(id -u "$user"):$(id -g "$user"), not AIRFLOW_UID:AIRFLOW_GID=$uid:$gid"
   fi
   mkdir -p "$home"
   if [[ -n $user && $(stat -c %U "$home") != "$user" ]]; then chown "$user:" "$home"; fi
