@@ -140,6 +140,8 @@ class AirflowNode(Construct):
                             f"&& (mountpoint -q {mount_point} || mount {mount_point})",
                             key="10-mount-efs",
                         ),
+                        # cfn-init runs a config's commands (by key) before its services.
+                        ec2.InitCommand.shell_command(f"bash {ASSETS_DIR}/bootstrap/cfn-hup-unit.sh", key="15-cfn-hup-unit"),
                         ec2.InitService.enable("cfn-hup", service_restart_handle=reload, service_manager=ec2.ServiceManager.SYSTEMD),
                     ]
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import importlib.util
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
+from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env, render
 
 BOOTSTRAP = REPO_ROOT / "airflow_assets" / "bootstrap"
 
@@ -62,6 +63,7 @@ def test_bootstrap_accepts_the_node_env_the_stack_writes(assemblies, variant, tm
 # plus the synthesized `env` map, inside a private mount namespace whose /usr/local/sbin (the first
 # entry of AL2023's root PATH, empty on this machine) holds stand-ins for AL2023's dnf and rpm.
 STANDIN_DIR = "/usr/local/sbin"
+CLOUD_INIT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
 
 
 def bootstrap_command(assembly, logical_prefix: str) -> dict:
@@ -132,19 +134,29 @@ def probe_sdist_requirements(tmp_path: Path) -> Path:
     return requirements
 
 
-def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path,
-                    binds: dict[Path, str] | None = None) -> subprocess.CompletedProcess:
-    """`script_command` through /bin/sh with exactly `env -i` + the command's env map, with `standins` on
-    /usr/local/sbin and `binds` (source -> mount point) in a private mount namespace."""
-    env = dict(command.get("env", {}))
-    assert all(isinstance(v, str) for v in env.values()), f"20-bootstrap env holds unresolved tokens: {env}"
-    env["NODE_ENV_FILE"] = str(node_env_file)  # the same file, written to tmp instead of /etc/airflow
-    assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-    mounts = {standins: STANDIN_DIR, **(binds or {})}
+def in_private_mounts(mounts: dict[Path, str], steps: list[tuple[dict[str, str], str]]) -> subprocess.CompletedProcess:
+    """Each (environment, shell command) step through /bin/sh with exactly `env -i` + that environment,
+    in order, stopping at the first failure, inside a private mount namespace with `mounts` bound."""
     binding = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}" for source, target in mounts.items())
-    inner = f"{binding} && exec env -i {assignments} /bin/sh -c {shlex.quote(script_command)}"
+    runs = [f"(cd / && env -i {' '.join(shlex.quote(f'{k}={v}') for k, v in env.items())} /bin/sh -c {shlex.quote(command)})"
+            for env, command in steps]
+    inner = " && ".join([binding, *runs])
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner],
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True, check=False, timeout=300)
+
+
+def cfn_init_env(command: dict) -> dict[str, str]:
+    """A command's `env` replaces cfn-init's environment; without one it inherits cloud-init's (root's login PATH)."""
+    env = dict(command["env"]) if "env" in command else dict(CLOUD_INIT_ENV)
+    assert all(isinstance(v, str) for v in env.values()), f"env holds unresolved tokens: {env}"
+    return env
+
+
+def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path,
+                    binds: dict[Path, str] | None = None) -> subprocess.CompletedProcess:
+    """`script_command` as cfn-init runs `command`, with `standins` on /usr/local/sbin and `binds` mounted."""
+    env = {**cfn_init_env(command), "NODE_ENV_FILE": str(node_env_file)}  # the same file, in tmp instead of /etc/airflow
+    return in_private_mounts({standins: STANDIN_DIR, **(binds or {})}, [(env, script_command)])
 
 
 def role_script(command: dict, phase: str) -> str:
@@ -207,3 +219,60 @@ def test_install_creates_the_service_user_with_the_uid_and_gid_the_efs_access_po
     assert (passwd[user][2], passwd[user][3]) == (str(posix_user["Uid"]), str(posix_user["Gid"]))
     assert group[user][2] == str(posix_user["Gid"])
     assert (tmp_path / "home").stat().st_uid == int(posix_user["Uid"])
+
+
+def systemd_standins(directory: Path, calls: Path) -> None:
+    """systemctl that knows only the unit files on disk (like systemd after daemon-reload), mount/mountpoint for EFS."""
+    (directory / "systemctl").write_text(
+        "#!/bin/sh\n"
+        'verb=$1; unit=${2:-}; case $unit in ""|*.*) ;; *) unit=$unit.service ;; esac\n'
+        f'echo "$verb${{unit:+ $unit}}" >> {calls}\n'
+        'known() { [ -e "/etc/systemd/system/$unit" ] || [ -e "/usr/lib/systemd/system/$unit" ]; }\n'
+        'case $verb in\n'
+        '  daemon-reload) exit 0 ;;\n'
+        '  cat) known || { echo "No files found for $unit." >&2; exit 1; } ;;\n'
+        '  *) known || { echo "Unit $unit could not be found." >&2; exit 5; } ;;\n'
+        "esac\n"
+    )
+    (directory / "mountpoint").write_text("#!/bin/sh\nexit 1\n")
+    (directory / "mount").write_text("#!/bin/sh\nexit 0\n")
+    for script in ("systemctl", "mountpoint", "mount"):
+        (directory / script).chmod(0o755)
+
+
+@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` for a private /etc and stand-ins on the PATH")
+def test_files_config_enables_cfn_hup_where_aws_cfn_bootstrap_installed_no_unit(dev, tmp_path):
+    """The `files` config as cfn-init applies it on an AL2023 node whose aws-cfn-bootstrap put no
+    cfn-hup.service where systemd looks (amazon-linux-2023#728): its commands in key order, then its
+    systemd services (enable, ensureRunning)."""
+    instance = next(v for k, v in instances(dev).items() if k.startswith("Scheduler"))
+    files_config = instance["Metadata"]["AWS::CloudFormation::Init"]["files"]
+    standins = tmp_path / "usr-local-sbin"
+    standins.mkdir()
+    calls = tmp_path / "systemctl.calls"
+    systemd_standins(standins, calls)
+    etc, mnt = tmp_path / "etc", tmp_path / "mnt"
+    shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True)
+    mnt.mkdir()
+    assert not (etc / "systemd" / "system" / "cfn-hup.service").exists()
+    steps = []
+    for _key, command in sorted(files_config.get("commands", {}).items()):
+        text = render(command["command"]).replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/")
+        steps.append((cfn_init_env(command), text))
+    services = files_config["services"]["systemd"]
+    assert "cfn-hup" in services
+    for name, spec in services.items():
+        if str(spec.get("enabled")).lower() == "true":
+            steps.append((dict(CLOUD_INIT_ENV), f"systemctl enable {name}"))
+        if str(spec.get("ensureRunning")).lower() == "true":
+            steps.append((dict(CLOUD_INIT_ENV), f"systemctl start {name}"))
+    result = in_private_mounts({standins: STANDIN_DIR, etc: "/etc", mnt: "/mnt"}, steps)
+    assert result.returncode == 0, result.stderr
+    unit = etc / "systemd" / "system" / "cfn-hup.service"
+    assert unit.is_file()
+    service = configparser.ConfigParser(strict=False)
+    service.read_string(unit.read_text())
+    assert service["Service"]["ExecStart"].split()[0] == "/opt/aws/bin/cfn-hup"
+    assert service["Install"]["WantedBy"] == "multi-user.target"
+    made = calls.read_text().splitlines()
+    assert made.index("daemon-reload") < made.index("enable cfn-hup.service") < made.index("start cfn-hup.service")
