@@ -32,6 +32,13 @@ ROLE_PROCESSES = {
     "worker": ("celery-worker", "flower"),
 }
 UNIT_PREFIX = "airflow-"
+# How systemd stops a process (KillMode=, TimeoutStopSec=). The default, control-group, SIGTERMs every
+# process of the unit at once, which suits the services that only hold state in the database.
+DEFAULT_STOP = ("control-group", 60)
+# A Celery worker's prefork children run the tasks: SIGTERM to all of them kills running tasks
+# (WorkerLostError). mixed sends SIGTERM to the main process only, which then stops taking tasks and
+# waits for the running ones (warm shutdown); systemd SIGKILLs what is left after TimeoutStopSec.
+WARM_SHUTDOWN_PROCESSES = ("celery-worker",)
 RESTART_MARKER = ".restart-needed"
 # Defaults suit EC2; the rehearsal overrides the tuning keys to pick work up within seconds.
 DEFAULTS = {
@@ -64,6 +71,10 @@ DEFAULTS = {
     "SCHEDULER_HEALTH_THRESHOLD": "30",
     "ORPHANED_TASKS_CHECK_INTERVAL": "300",
     "HEALTH_TIMEOUT_SECONDS": "300",
+    # TimeoutStopSec of the Celery worker: longer than its longest non-deferrable task. Those are EMR
+    # and SES API calls (seconds to a few minutes with retries); the waits are deferred to the triggerer.
+    # A task still running after this is killed and retried.
+    "WORKER_STOP_TIMEOUT_SECONDS": "900",
     "AWS_ENDPOINT_URL": "",
 }
 REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_FOLDER", "API_SERVER_HOST",
@@ -84,6 +95,8 @@ class Process:
     name: str
     command: list[str]
     pre_commands: list[list[str]] = field(default_factory=list)
+    kill_mode: str = DEFAULT_STOP[0]
+    stop_timeout_seconds: int = DEFAULT_STOP[1]
 
     @property
     def unit(self) -> str:
@@ -182,7 +195,16 @@ class Node:
                                                "--user", "admin", "--path", str(self.passwords_file))],
         }
         with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
-        return [Process(name, with_secrets + commands[name], pre.get(name, [])) for name in self._process_names()]
+        return [Process(name, with_secrets + commands[name], pre.get(name, []), *self._stop_policy(name))
+                for name in self._process_names()]
+
+    def _stop_policy(self, name: str) -> tuple[str, int]:
+        if name not in WARM_SHUTDOWN_PROCESSES:
+            return DEFAULT_STOP
+        seconds = self.env["WORKER_STOP_TIMEOUT_SECONDS"]
+        if not seconds.isdigit() or int(seconds) <= 0:
+            raise NodeEnvError(f"WORKER_STOP_TIMEOUT_SECONDS must be a positive number of seconds, not {seconds!r}")
+        return "mixed", int(seconds)
 
     # -- configuration -------------------------------------------------------------------------
     def _db_settings(self) -> dict[str, str]:
