@@ -102,6 +102,7 @@ def secrets_emulator():
         server.stop()
 
 
+@pytest.mark.rehearsal
 def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, tmp_path, secrets_emulator):
     """Real Airflow processes of each node the template creates first, and nothing else: no api-server,
     no DNS record for it (its name does not resolve here, as on EC2 before the record exists)."""
