@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -416,8 +417,10 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
     problems: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while pending:
-        for name, process in list(pending.items()):
-            problem = checks.check(process)
+        # Together: the job checks each start an airflow CLI, which takes seconds.
+        with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+            found = dict(zip(pending, pool.map(checks.check, pending.values())))
+        for name, problem in found.items():
             if problem is None:
                 print(f"health: {name} healthy", file=sys.stderr)
                 del pending[name]
