@@ -27,6 +27,7 @@ from rehearsal.services import (
     require_redis_server,
 )
 from rehearsal.supervisor import Supervisor
+from stacks.start_order import start_waves
 
 log = logging.getLogger("rehearsal")
 
@@ -187,12 +188,25 @@ class Rehearsal:
         self._redis.start()
 
     def _bootstrap(self) -> None:
-        """Same order as on EC2: every node installs and configures; the scheduler node migrates first."""
+        """As CloudFormation creates the instances: a node is bootstrapped only after every node it starts
+        after (stacks/start_order.py, the template's DependsOn) has passed its health gate; the nodes of one
+        wave start together."""
+        by_role: dict[str, list[Node]] = {}
         for node in self.nodes:
+            by_role.setdefault(node.role, []).append(node)
+        try:
+            for wave in start_waves(by_role):
+                self._bootstrap_wave([node for role in wave for node in by_role[role]])
+        finally:
+            for node in self.nodes:
+                self.bootstrap_seconds[node.name] = dict(node.timings)
+
+    def _bootstrap_wave(self, nodes: list[Node]) -> None:
+        # install and configure one node at a time: the rehearsal's nodes share one venv.
+        for node in nodes:
             node.write_node_env()
             node.phase("install")
             node.phase("configure")
-        # Nodes start in parallel on EC2; the non-scheduler nodes wait for the migration themselves.
         errors: list[BaseException] = []
 
         def start(node: Node) -> None:
@@ -203,13 +217,11 @@ class Rehearsal:
             except BaseException as error:  # reported below, from the main thread
                 errors.append(error)
 
-        threads = [threading.Thread(target=start, args=(n,), name=f"bootstrap-{n.name}") for n in self.nodes]
+        threads = [threading.Thread(target=start, args=(n,), name=f"bootstrap-{n.name}") for n in nodes]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        for node in self.nodes:
-            self.bootstrap_seconds[node.name] = dict(node.timings)
         if errors:
             raise errors[0]
 

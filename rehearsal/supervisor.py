@@ -1,8 +1,9 @@
 """Runs rendered systemd unit files as local process groups, the way systemd runs them on EC2.
 
 Only the unit keys the bootstrap renders are honoured: EnvironmentFile, WorkingDirectory,
-ExecStartPre, ExecStart, Restart=on-failure, RestartSec. Keeping to the same files means the
-rehearsal exercises exactly the commands the EC2 nodes run.
+ExecStartPre, ExecStart, Restart=on-failure, RestartSec, KillMode (control-group, mixed) and
+TimeoutStopSec. Keeping to the same files means the rehearsal exercises exactly the commands the EC2
+nodes run, and stops them the way systemd does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dotenv import dotenv_values
 
 # systemd starts services with a clean environment; pass on only what a login shell would have.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "JAVA_HOME", "TZ")
+KILL_MODES = ("control-group", "mixed")
+# systemd's DefaultTimeoutStopSec.
+DEFAULT_TIMEOUT_STOP_SEC = 90.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Unit:
     working_directory: Path | None
     restart_on_failure: bool
     restart_sec: float
+    kill_mode: str = "control-group"
+    timeout_stop_sec: float = DEFAULT_TIMEOUT_STOP_SEC
 
     @classmethod
     def parse(cls, path: Path) -> "Unit":
@@ -48,6 +54,9 @@ class Unit:
                 values.setdefault(key.strip(), []).append(value.strip())
         if "ExecStart" not in values:
             raise ValueError(f"{path} has no ExecStart")
+        kill_mode = values.get("KillMode", ["control-group"])[-1]
+        if kill_mode not in KILL_MODES:
+            raise ValueError(f"{path}: KillMode={kill_mode} is not emulated (only {', '.join(KILL_MODES)})")
         env_file = values.get("EnvironmentFile", [""])[-1]
         workdir = values.get("WorkingDirectory", [""])[-1]
         return cls(
@@ -58,6 +67,8 @@ class Unit:
             working_directory=Path(workdir) if workdir else None,
             restart_on_failure=values.get("Restart", ["no"])[-1] in {"on-failure", "always"},
             restart_sec=float(values.get("RestartSec", ["0"])[-1]),
+            kill_mode=kill_mode,
+            timeout_stop_sec=float(values.get("TimeoutStopSec", [str(DEFAULT_TIMEOUT_STOP_SEC)])[-1]),
         )
 
     def environment(self) -> dict[str, str]:
@@ -166,25 +177,65 @@ class Supervisor:
                         except (UnitStartError, OSError):
                             service.exited_at = now
 
+    def stop(self, key: str, timeout_cap: float | None = None) -> None:
+        """`systemctl stop`: stop the unit as its KillMode says and keep it down (no restart).
+
+        control-group: SIGTERM to every process of the unit; mixed: SIGTERM to the main process only.
+        Then up to TimeoutStopSec (at most `timeout_cap`) for the main process (control-group: the whole
+        group) to exit, and SIGKILL to whatever of the unit is left.
+        """
+        with self._lock:
+            service = self._services[key]
+            service.held = True
+            process = service.process
+        if process is None or process.poll() is not None:
+            return
+        _stop_process(process, service.unit, timeout_cap)
+
     def stop_all(self, timeout: float = 30.0) -> None:
+        """Stop every unit as `stop` does, together, waiting at most `timeout` seconds for any of them."""
         self._stopping.set()
         with self._lock:
-            running = [s.process for s in self._services.values() if s.process and s.process.poll() is None]
-        for process in running:
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for process in running:
-            # The group may hold children (gunicorn/uvicorn workers, task runners) that outlive the leader.
-            _signal_group(process, signal.SIGKILL)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            services = list(self._services.values())
+        threads = [threading.Thread(target=self.stop, args=(s.key, timeout), name=f"stop-{s.key}") for s in services]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _stop_process(process: subprocess.Popen, unit: Unit, timeout_cap: float | None) -> None:
+    deadline = time.monotonic() + min(unit.timeout_stop_sec, timeout_cap if timeout_cap is not None else unit.timeout_stop_sec)
+    if unit.kill_mode == "mixed":
+        try:
+            process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    else:
+        _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    if unit.kill_mode == "control-group":
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    # The group may hold children (gunicorn/uvicorn workers, task runners) that outlive the leader.
+    _signal_group(process, signal.SIGKILL)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:

@@ -9,7 +9,7 @@ set -euo pipefail
 profile=${1:-full}
 build_packages=(pkg-config default-libmysqlclient-dev build-essential)
 demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless)
-full_packages=("${demo_packages[@]}" shellcheck mariadb-server redis-server nodejs npm)
+full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server nodejs npm)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;

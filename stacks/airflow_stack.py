@@ -24,8 +24,9 @@ from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, Network
 from stacks.constructs.node_role import STACK_TAG_KEY, AirflowNodeRole, cluster_tags
 from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
-from stacks.constructs.shared_fs import MOUNT_POINT, SharedFileSystem
+from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID, MOUNT_POINT, SharedFileSystem
 from stacks.constructs.uploads import ASSET_EXCLUDES, RepoUploads
+from stacks.start_order import STARTS_AFTER
 
 AIRFLOW_ASSETS_DIR = REPO_ROOT / "airflow_assets"
 EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
@@ -137,6 +138,9 @@ class AirflowStack(cdk.Stack):
             "AIRFLOW_HOME": AIRFLOW_HOME,
             "AIRFLOW_VENV": f"{AIRFLOW_HOME}/venv",
             "AIRFLOW_USER": SERVICE_USER,
+            # The EFS access point forces this uid/gid, so files the services write there are their own.
+            "AIRFLOW_UID": str(AIRFLOW_UID),
+            "AIRFLOW_GID": str(AIRFLOW_GID),
             "AIRFLOW_REQUIREMENTS": REQUIREMENTS_FILE,
             "DAGS_FOLDER": f"{MOUNT_POINT}/dags",
             "DAGS_SOURCE_DIR": f"{ASSETS_DIR}/dags",
@@ -190,13 +194,15 @@ class AirflowStack(cdk.Stack):
         ui_sgs = [network.ui_access_sg(config.allowed_ui_cidr)] if config.allowed_ui_cidr else []
         dns = ClusterDns(self, "Dns", vpc=network.vpc)
         # The scheduler node migrates the metadata DB, so it is created first; the api-server and the
-        # worker start once it has passed its health check. They find the api-server by name.
+        # worker start once it has passed its health check (STARTS_AFTER). They find the api-server by name.
         scheduler = node("scheduler", "Scheduler", config.scheduler_instance_type, dns.api_server_host, [])
         api_server = node("api-server", "ApiServer", config.api_server_instance_type, "127.0.0.1", ui_sgs)
         dns.point_api_server_at(api_server.instance)
         worker = node("worker", "Worker", config.worker_instance_type, dns.api_server_host, []) if config.uses_celery else None
-        for follower in filter(None, (api_server, worker)):
-            follower.node.add_dependency(scheduler)
+        nodes = {role: member for role, member in (("scheduler", scheduler), ("api-server", api_server), ("worker", worker)) if member}
+        for role, member in nodes.items():
+            for before in STARTS_AFTER[role]:
+                member.node.add_dependency(nodes[before])
         # Fail synthesis, not the first busy hour, when the nodes' pools can outgrow the database.
         check_connection_budget(config.db_instance_type, node_envs, is_unresolved=cdk.Token.is_unresolved)
         # A node boots only when it can mount the file system and its whole IAM policy is in place.

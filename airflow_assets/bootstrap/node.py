@@ -12,10 +12,12 @@ import json
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,13 @@ ROLE_PROCESSES = {
     "worker": ("celery-worker", "flower"),
 }
 UNIT_PREFIX = "airflow-"
+# How systemd stops a process (KillMode=, TimeoutStopSec=). The default, control-group, SIGTERMs every
+# process of the unit at once, which suits the services that only hold state in the database.
+DEFAULT_STOP = ("control-group", 60)
+# A Celery worker's prefork children run the tasks: SIGTERM to all of them kills running tasks
+# (WorkerLostError). mixed sends SIGTERM to the main process only, which then stops taking tasks and
+# waits for the running ones (warm shutdown); systemd SIGKILLs what is left after TimeoutStopSec.
+WARM_SHUTDOWN_PROCESSES = ("celery-worker",)
 RESTART_MARKER = ".restart-needed"
 # Defaults suit EC2; the rehearsal overrides the tuning keys to pick work up within seconds.
 DEFAULTS = {
@@ -63,6 +72,10 @@ DEFAULTS = {
     "SCHEDULER_HEALTH_THRESHOLD": "30",
     "ORPHANED_TASKS_CHECK_INTERVAL": "300",
     "HEALTH_TIMEOUT_SECONDS": "300",
+    # TimeoutStopSec of the Celery worker: longer than its longest non-deferrable task. Those are EMR
+    # and SES API calls (seconds to a few minutes with retries); the waits are deferred to the triggerer.
+    # A task still running after this is killed and retried.
+    "WORKER_STOP_TIMEOUT_SECONDS": "900",
     "AWS_ENDPOINT_URL": "",
 }
 REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_FOLDER", "API_SERVER_HOST",
@@ -83,6 +96,8 @@ class Process:
     name: str
     command: list[str]
     pre_commands: list[list[str]] = field(default_factory=list)
+    kill_mode: str = DEFAULT_STOP[0]
+    stop_timeout_seconds: int = DEFAULT_STOP[1]
 
     @property
     def unit(self) -> str:
@@ -181,7 +196,16 @@ class Node:
                                                "--user", "admin", "--path", str(self.passwords_file))],
         }
         with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
-        return [Process(name, with_secrets + commands[name], pre.get(name, [])) for name in self._process_names()]
+        return [Process(name, with_secrets + commands[name], pre.get(name, []), *self._stop_policy(name))
+                for name in self._process_names()]
+
+    def _stop_policy(self, name: str) -> tuple[str, int]:
+        if name not in WARM_SHUTDOWN_PROCESSES:
+            return DEFAULT_STOP
+        seconds = self.env["WORKER_STOP_TIMEOUT_SECONDS"]
+        if not seconds.isdigit() or int(seconds) <= 0:
+            raise NodeEnvError(f"WORKER_STOP_TIMEOUT_SECONDS must be a positive number of seconds, not {seconds!r}")
+        return "mixed", int(seconds)
 
     # -- configuration -------------------------------------------------------------------------
     def _db_settings(self) -> dict[str, str]:
@@ -302,13 +326,16 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 
 
 class HealthChecks:
-    """Each check returns None when healthy, else a one-line reason."""
+    """Each check returns None when healthy, else a one-line reason.
+
+    A node's gate checks only its own processes: CloudFormation creates the nodes that start after
+    this one (the api-server among them) only once this node has signalled success, so asking them
+    would wait for ever (stacks/start_order.py).
+    """
 
     def __init__(self, node: Node):
         self.node = node
-        env = node.env
-        self.local_api = f"http://127.0.0.1:{env['API_SERVER_PORT']}/api/v2/monitor/health"
-        self.remote_api = f"http://{env['API_SERVER_HOST']}:{env['API_SERVER_PORT']}/api/v2/monitor/health"
+        self.local_api = f"http://127.0.0.1:{node.env['API_SERVER_PORT']}/api/v2/monitor/health"
 
     def _component(self, url: str, component: str) -> str | None:
         status, body = _get(url)
@@ -325,11 +352,20 @@ class HealthChecks:
         status, _ = _get(url)
         return None if status == 200 else f"scheduler health check {url} answered HTTP {status}"
 
+    def _local_job(self, job_type: str) -> str | None:
+        """A live (recently heartbeating) job of this type started on this host, read from the metadata DB."""
+        args = ["jobs", "check", "--job-type", job_type, "--local"]
+        result = run_airflow(self.node, args)
+        if result.returncode == 0:
+            return None
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        return f"airflow {' '.join(args)}: {lines[-1] if lines else f'exit {result.returncode}'}"
+
     def dag_processor(self) -> str | None:
-        return self._component(self.remote_api, "dag_processor")
+        return self._local_job("DagProcessorJob")
 
     def triggerer(self) -> str | None:
-        return self._component(self.remote_api, "triggerer")
+        return self._local_job("TriggererJob")
 
     def flower(self) -> str | None:
         url = f"http://127.0.0.1:{self.node.env['FLOWER_PORT']}/healthcheck"
@@ -352,14 +388,23 @@ class HealthChecks:
         check = getattr(self, process.name.replace("-", "_"))
         try:
             return check()
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
             return f"{process.name}: {type(error).__name__}: {error}"
 
 
-def _secret_output(command: list[str], node: Node) -> str:
-    import subprocess
+def _airflow_environment(node: Node) -> dict[str, str]:
+    return {**os.environ, **{k: v or "" for k, v in dotenv_values(node.env_file).items()}}
 
-    env = {**os.environ, **{k: v or "" for k, v in dotenv_values(node.env_file).items()}}
+
+def run_airflow(node: Node, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """The airflow CLI with this node's settings, as the service user (like the bootstrap's airflow_cli)."""
+    as_user = ["runuser", "-u", node.env["AIRFLOW_USER"], "--"] if node.env["AIRFLOW_USER"] and os.geteuid() == 0 else []
+    command = [*as_user, *node.secret_command("exec", "--")[:3], "--", str(node.venv / "bin" / "airflow"), *args]
+    return subprocess.run(command, env=_airflow_environment(node), capture_output=True, text=True, check=False, timeout=120)
+
+
+def _secret_output(command: list[str], node: Node) -> str:
+    env = _airflow_environment(node)
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode:
         raise ValueError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "secret helper failed")
@@ -372,8 +417,10 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
     problems: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while pending:
-        for name, process in list(pending.items()):
-            problem = checks.check(process)
+        # Together: the job checks each start an airflow CLI, which takes seconds.
+        with ThreadPoolExecutor(max_workers=len(pending)) as pool:
+            found = dict(zip(pending, pool.map(checks.check, pending.values())))
+        for name, problem in found.items():
             if problem is None:
                 print(f"health: {name} healthy", file=sys.stderr)
                 del pending[name]

@@ -29,6 +29,15 @@ REQUIREMENTS_FILE = "/opt/airflow/requirements-airflow.txt"
 ROLES = ("api-server", "scheduler", "worker")
 CONFIG_SET = "airflow"
 BOOTSTRAP_TIMEOUT = cdk.Duration.minutes(40)
+# cfn-init's `env` replaces the whole environment of a command instead of adding to it, so the
+# bootstrap (and uv, the mysqlclient build's pkg-config/gcc, the airflow CLI it starts) gets exactly
+# these variables: root's login PATH and HOME on AL2023, and a UTF-8 locale that glibc always has.
+BOOTSTRAP_ENV = {
+    "NODE_ENV_FILE": NODE_ENV_FILE,
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+}
 
 
 def render_env_file(values: Mapping[str, str]) -> str:
@@ -131,6 +140,8 @@ class AirflowNode(Construct):
                             f"&& (mountpoint -q {mount_point} || mount {mount_point})",
                             key="10-mount-efs",
                         ),
+                        # cfn-init runs a config's commands (by key) before its services.
+                        ec2.InitCommand.shell_command(f"bash {ASSETS_DIR}/bootstrap/cfn-hup-unit.sh", key="15-cfn-hup-unit"),
                         ec2.InitService.enable("cfn-hup", service_restart_handle=reload, service_manager=ec2.ServiceManager.SYSTEMD),
                     ]
                 ),
@@ -139,7 +150,7 @@ class AirflowNode(Construct):
                         ec2.InitCommand.shell_command(
                             f"bash {ASSETS_DIR}/bootstrap/{role_name}.sh all",
                             key="20-bootstrap",
-                            env={"NODE_ENV_FILE": NODE_ENV_FILE},
+                            env=BOOTSTRAP_ENV,
                         )
                     ]
                 ),

@@ -8,7 +8,8 @@ from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-# The Airflow service account on the nodes (created by the bootstrap with this uid/gid).
+# The Airflow service account on the nodes: the access point forces it, the stack passes it to the
+# bootstrap (node.env AIRFLOW_UID/AIRFLOW_GID), which creates the service user and group with it.
 AIRFLOW_UID = 50000
 AIRFLOW_GID = 50000
 MOUNT_POINT = "/mnt/efs/airflow"

@@ -2,11 +2,14 @@ import json
 import subprocess
 import sys
 
-from .conftest import BOOTSTRAP_DIR, PIPELINE_JSON
+import pytest
 from dotenv import dotenv_values
+
+from .conftest import BOOTSTRAP_DIR, PIPELINE_JSON
 
 sys.path.insert(0, str(BOOTSTRAP_DIR.parent.parent))
 from rehearsal.supervisor import Unit  # noqa: E402
+from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID  # noqa: E402
 
 
 def _snapshot(root):
@@ -148,3 +151,51 @@ def test_health_fails_with_one_line_per_unhealthy_process(bootstrap):
     assert result.returncode != 0
     assert "unhealthy: api-server:" in result.stderr
     assert "node is not healthy" in result.stderr.splitlines()[-1]
+
+
+def _fuse_unavailable() -> str | None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return "the bootstrap runs as root (cfn-init); only root's rsync tries to chown"
+    if not shutil.which("bindfs"):
+        return "bindfs is not installed (scripts/setup-machine.sh installs it)"
+    if not os.path.exists("/dev/fuse"):
+        return "FUSE is unavailable (/dev/fuse missing)"
+    return None
+
+
+@pytest.fixture
+def access_point_mount(tmp_path):
+    """A directory that behaves like the EFS access point: every file is owned by the forced uid/gid
+    and chown/chgrp are refused, even for root."""
+    import shutil
+
+    reason = _fuse_unavailable()
+    if reason:
+        pytest.skip(reason)
+    backing, mount = tmp_path / "efs-backing", tmp_path / "efs"
+    backing.mkdir()
+    mount.mkdir()
+    uid, gid = str(AIRFLOW_UID), str(AIRFLOW_GID)
+    mounted = subprocess.run(["bindfs", f"--force-user={uid}", f"--force-group={gid}", "--chown-deny", "--chgrp-deny",
+                              str(backing), str(mount)], capture_output=True, text=True, check=False)
+    if mounted.returncode:
+        pytest.skip(f"FUSE is unavailable: bindfs failed ({mounted.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        unmount = shutil.which("fusermount3") or shutil.which("fusermount") or "umount"
+        subprocess.run([unmount, "-u", str(mount)] if "fusermount" in unmount else [unmount, str(mount)], check=False)
+
+
+def test_dag_sync_works_where_chown_is_refused_like_the_efs_access_point(bootstrap, access_point_mount):
+    dags = access_point_mount / "dags"
+    bootstrap.params["DAGS_FOLDER"] = str(dags)
+    result = bootstrap.run("configure")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in dags.glob("*.py")) == sorted(p.name for p in (BOOTSTRAP_DIR.parent / "dags").glob("*.py"))
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in dags.rglob("*")} == {(AIRFLOW_UID, AIRFLOW_GID)}
+    # A second sync (cfn-hup after a DAG edit) goes through the same refusal.
+    assert bootstrap.run("configure").returncode == 0

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import REPO_ROOT
-from stacks.constructs.airflow_node import AirflowNode, render_env_file
+from stacks.constructs.airflow_node import BOOTSTRAP_ENV, AirflowNode, render_env_file
 from stacks.constructs.broker import PORT as REDIS_PORT
 from stacks.constructs.broker import Broker
 from stacks.constructs.buckets import Buckets
@@ -326,7 +326,8 @@ def test_airflow_node_al2023_imdsv2_ssm_only_encrypted_root_and_health_gated():
     assert init["configSets"] == {"airflow": ["clean", "files", "bootstrap"]}
     bootstrap = init["bootstrap"]["commands"]["20-bootstrap"]
     assert bootstrap["command"] == "bash /opt/airflow/assets/bootstrap/worker.sh all"
-    assert bootstrap["env"] == {"NODE_ENV_FILE": "/etc/airflow/node.env"}
+    # cfn-init's env replaces the environment: the bootstrap's runs get exactly this (test_bootstrap_seam runs it so).
+    assert bootstrap["env"] == BOOTSTRAP_ENV and bootstrap["env"]["NODE_ENV_FILE"] == "/etc/airflow/node.env"
     files = init["files"]
     assert "/opt/airflow/assets" in files["sources"]
     assert files["files"]["/etc/airflow/node.env"]["content"] == "AIRFLOW_ROLE=worker\nEMR_PIPELINE_JSON='{\"a\":1}'\n"

@@ -8,6 +8,12 @@ BOOTSTRAP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ASSETS_DIR=$(dirname "$BOOTSTRAP_DIR")
 NODE_ENV_FILE=${NODE_ENV_FILE:-/etc/airflow/node.env}
 export NODE_ENV_FILE
+# cfn-init replaces the environment with its `env` map. A bash started without PATH searches its
+# built-in default but does not export it, so uv and the builds it runs would find nothing: export it,
+# and HOME from the password database when the caller gave none.
+export PATH
+HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+export HOME
 UV_VERSION=0.13.8
 AL2023_PACKAGES=(python3.11 python3.11-devel gcc mariadb-connector-c-devel pkgconf-pkg-config rsync amazon-efs-utils)
 ROLE=unknown
@@ -76,13 +82,27 @@ install_os_packages() {
   fi
 }
 
+# The service user gets the uid/gid the EFS access point forces (AIRFLOW_UID/AIRFLOW_GID), so the
+# files on the shared file system belong to it on every node.
 ensure_service_user() {
-  local user home
+  local user home uid gid
   user=$(node_env AIRFLOW_USER "")
   home=$(node_env AIRFLOW_HOME)
-  if [[ -n $user ]] && ! id -u "$user" >/dev/null 2>&1; then
-    log "install: creating system user $user"
-    useradd --system --home-dir "$home" --shell /sbin/nologin "$user"
+  if [[ -n $user ]]; then
+    uid=$(node_env AIRFLOW_UID)
+    gid=$(node_env AIRFLOW_GID)
+    if ! getent group "$user" >/dev/null; then
+      log "install: creating system group $user ($gid)"
+      groupadd --system --gid "$gid" "$user" || fail "could not create group $user with gid $gid"
+    fi
+    [[ $(getent group "$user" | cut -d: -f3) == "$gid" ]] || fail "group $user exists with gid $(getent group "$user" | cut -d: -f3), not AIRFLOW_GID=$gid"
+    if ! id -u "$user" >/dev/null 2>&1; then
+      log "install: creating system user $user ($uid:$gid)"
+      useradd --system --uid "$uid" --gid "$gid" --home-dir "$home" --shell /sbin/nologin "$user" ||
+        fail "could not create user $user with uid $uid"
+    fi
+    [[ $(id -u "$user") == "$uid" && $(id -g "$user") == "$gid" ]] ||
+      fail "user $user exists as $(id -u "$user"):$(id -g "$user"), not AIRFLOW_UID:AIRFLOW_GID=$uid:$gid"
   fi
   mkdir -p "$home"
   if [[ -n $user && $(stat -c %U "$home") != "$user" ]]; then chown "$user:" "$home"; fi
@@ -120,7 +140,7 @@ phase_install() {
   uv=$(uv_binary)
   if [[ ! -x $venv/bin/python ]]; then
     log "install: creating venv $venv"
-    "$uv" venv --quiet --python 3.11 "$venv" || fail "uv could not create a Python 3.11 venv at $venv"
+    "$uv" venv --quiet --no-python-downloads --python 3.11 "$venv" || fail "uv could not create a Python 3.11 venv at $venv (is python3.11 on PATH?)"
   fi
   log "install: uv pip install -r $requirements into $venv"
   VIRTUAL_ENV=$venv "$uv" pip install --quiet -r "$requirements" || fail "uv pip install -r $requirements failed"
@@ -139,7 +159,8 @@ sync_dags() {
   command -v rsync >/dev/null 2>&1 || fail "rsync is missing: install it (dnf/apt-get install rsync)"
   mkdir -p "$target"
   # --delay-updates renames all files into place at the end, so the dag-processor never parses half a sync.
-  rsync -a --delete --checksum --delay-updates --exclude '__pycache__' --itemize-changes "$source/" "$target/" |
+  # No owner/group: the EFS access point forces its uid/gid on every file and refuses chown, even root's.
+  rsync -a --no-owner --no-group --delete --checksum --delay-updates --exclude '__pycache__' --itemize-changes "$source/" "$target/" |
     sed "s|^|bootstrap[$ROLE] configure: dags |" >&2
 }
 
