@@ -146,6 +146,8 @@ class ExampleValues:
             return arns[resource_type]()
         if attribute == "GroupId" and resource_type == "AWS::EC2::SecurityGroup":
             return self._id(name)
+        if attribute == "DefaultSecurityGroup" and resource_type == "AWS::EC2::VPC":
+            return f"sg-{hashlib.sha256(f'{name}.default'.encode()).hexdigest()[:17]}"
         raise ValueError(f"no example value for {name}.{attribute} ({resource_type})")
 
     def _arn(self, service: str, resource: str) -> str:
