@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # checkov pins versions that conflict with requirements-dev.txt, so it gets a virtualenv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CDK := npx --yes aws-cdk@2.1148.1
+UV_VERSION := 0.13.8
+# Where no uv is installed, a pinned one goes into .tools/ (Debian's python3 refuses a system-wide pip install).
+export PATH := $(PATH):$(CURDIR)/.tools/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: venv checkov-venv machine test demo rehearsal synth deploy destroy diff bench diagram clean
@@ -12,7 +15,8 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.txt
 	# mysqlclient builds from source: its headers and compiler come first.
 	bash scripts/setup-machine.sh build
-	command -v uv >/dev/null || python3 -m pip install -q uv==0.13.8
+	@echo "setup: Python virtualenv $(VENV) from the pinned requirements (a minute or two the first time)"
+	command -v uv >/dev/null || { python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION); }
 	[ -x $(PY) ] || uv venv -q -p python3.11 $(VENV)
 	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements-dev.txt
 	touch $@

@@ -7,7 +7,8 @@
 set -euo pipefail
 
 profile=${1:-full}
-build_packages=(pkg-config default-libmysqlclient-dev build-essential)
+# python3-venv: the pinned uv is installed into a venv; python3-dev: Python.h for the mysqlclient build.
+build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-dev python3-venv)
 demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless)
 full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server nodejs npm)
 case "$profile" in
@@ -26,10 +27,16 @@ command -v java >/dev/null && missing=("${missing[@]/openjdk-17-jre-headless}")
 command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
 read -r -a missing <<< "${missing[*]}"
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
+  echo "setup: apt-get install ${missing[*]} (a few minutes on a fresh machine)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Spark and Hadoop resolve the machine's own name; a root without an /etc/hosts entry fails deep in a step.
+host=$(hostname)
+if ! getent hosts "$host" >/dev/null; then
+  echo "setup: $host does not resolve; adding '127.0.1.1 $host' to /etc/hosts"
+  echo "127.0.1.1 $host" >> /etc/hosts
 fi
 [[ $profile == full ]] || exit 0
 
@@ -42,8 +49,14 @@ wait_port() {
 if ! port_open 3306; then
   echo "setup: starting MariaDB"
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  # mariadbd refuses to run as root; its own account owns the data directory.
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   wait_port 3306 MariaDB
+fi
+# The tests log in as root over TCP with no password; a fresh Debian MariaDB lets root in by unix socket only.
+if ! mariadb -h 127.0.0.1 -u root -e 'SELECT 1' >/dev/null 2>&1; then
+  echo "setup: allowing MariaDB's root to log in over TCP on loopback without a password (local test server only)"
+  mariadb -u root -e "ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')"
 fi
 if ! port_open 6379; then
   echo "setup: starting Redis"
