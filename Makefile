@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The EMR step code's interpreter: the Spark line of the configured EMR release (rehearsal/aws/spark_env.py).
+EMR_VENV ?= .venv-emr
 CDK := npx --yes aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
@@ -13,7 +15,13 @@ $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.t
 	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+$(EMR_VENV)/.installed: requirements-emr.txt
+	command -v uv >/dev/null || python3 -m pip install -q uv==0.13.8
+	[ -x $(EMR_VENV)/bin/python ] || uv venv -q -p python3.11 $(EMR_VENV)
+	VIRTUAL_ENV=$(EMR_VENV) uv pip install -q -r requirements-emr.txt
+	touch $@
+
+venv: $(VENV)/.installed $(EMR_VENV)/.installed
 
 machine:
 	bash scripts/setup-machine.sh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import socket
@@ -23,7 +24,7 @@ from moto.ses.models import ses_backends
 from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
-from rehearsal.aws.seed import seed
+from rehearsal.aws.seed import SEEDED_RELEASE_LABEL, seed
 from rehearsal.aws.ses_mail import mail_as_dict
 from rehearsal.aws.spark_env import find_spark_environment
 from rehearsal.aws.step_runner import StepRunner, step_log_dir
@@ -105,7 +106,7 @@ class LocalAws:
             raise FileNotFoundError(f"rehearsal: EMR steps directory not found: {self.emr_steps_dir}")
         if self._port:
             _require_free_port(self._port)  # werkzeug would raise SystemExit on a busy port
-        spark = find_spark_environment()
+        find_spark_environment(SEEDED_RELEASE_LABEL)  # fail before starting anything if it is missing
         with LocalAws._active_lock:
             if LocalAws._active is not None:
                 raise RuntimeError(
@@ -131,7 +132,7 @@ class LocalAws:
                 mirror=S3Mirror(self.client("s3"), self.workdir / "s3"),
                 workdir=self.workdir / "emr",
                 poll_interval=self._poll_interval,
-                spark=spark,
+                spark_for_release=functools.lru_cache(maxsize=None)(find_spark_environment),
                 step_env={
                     "AWS_ENDPOINT_URL": self.endpoint_url,
                     "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,

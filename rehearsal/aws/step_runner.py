@@ -75,7 +75,7 @@ class StepRunner:
         mirror: S3Mirror,
         workdir: Path,
         poll_interval: float,
-        spark: SparkEnvironment,
+        spark_for_release: Callable[[str], SparkEnvironment],
         step_env: dict[str, str],
     ):
         self._clusters = clusters
@@ -83,7 +83,8 @@ class StepRunner:
         self._mirror = mirror
         self._workdir = workdir
         self._poll_interval = poll_interval
-        self._spark = spark
+        # Each cluster's steps run on its release's Spark line (spark_env.SPARK_LINES).
+        self._spark_for_release = spark_for_release
         self._step_env = step_env
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -318,10 +319,11 @@ class StepRunner:
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
         }
+        spark = self._spark_for_release(cluster.release_label)
         return local_argv(
             command,
-            spark_sql=str(self._spark.spark_sql),
-            spark_submit=str(self._spark.spark_submit),
+            spark_sql=str(spark.spark_sql),
+            spark_submit=str(spark.spark_submit),
             cluster_confs=confs,
             to_local=self._mirror.to_local,
         )
@@ -337,7 +339,7 @@ class StepRunner:
         home = self.cluster_dir(cluster.id)
         # Only the emulator's endpoint and dummy keys: no profile or session token of the caller.
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env = self._spark.process_env({**inherited, **self._step_env})
+        env = self._spark_for_release(cluster.release_label).process_env({**inherited, **self._step_env})
         # Driver JVM options without touching spark.driver.extraJavaOptions, which a step may set.
         env["SPARK_SUBMIT_OPTS"] = (
             f"-Dderby.system.home={home} -Dderby.stream.error.file={home / 'derby.log'} "
