@@ -12,7 +12,9 @@ Exit codes: 0 success, 2 bad input (one ``error: ...`` line on stderr, nothing w
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -74,23 +76,87 @@ def _require_non_empty_input(spark: SparkSession, location: str) -> None:
         raise InputError(f"input is empty: {location}")
 
 
-def _read_csv(spark: SparkSession, location: str) -> tuple[DataFrame, DataFrame]:
+# RFC 4180 records, one per line: a field is quoted ("..." with "" for a quote inside, commas allowed)
+# or unquoted (no quote, no comma). Java regex, evaluated by Spark over every line in the JVM.
+_QUOTED_FIELD = r'"(?:[^"]|"")*"'
+_PLAIN_FIELD = r'[^,"]*'
+_FIELD = f"(?:{_QUOTED_FIELD}|{_PLAIN_FIELD})"
+
+
+def _record_pattern(fields: int) -> str:
+    return f"^{BOM}?{_FIELD}(?:,{_FIELD}){{{fields - 1}}}$"
+
+
+def _parse_line(text: str) -> list[str]:
+    """One CSV line as RFC 4180 fields; csv.Error for an unbalanced quote."""
+    return next(csv.reader([text.replace(BOM, "", 1)], strict=True), [])
+
+
+def _malformed_line(spark: SparkSession, location: str, fields: int) -> str | None:
+    """Describe the first line that is not one RFC 4180 record of ``fields`` fields, or None.
+
+    The good path is one regex pass in the JVM; only on failure are lines numbered (zipWithIndex over
+    the failing file, in file order) and the bad one parsed again to say what is wrong.
+    """
+    lines = spark.read.text(location)
+    bad = F.trim(F.col("value")) != ""
+    bad = bad & ~F.col("value").rlike(_record_pattern(fields))
+    first = lines.where(bad).select(F.input_file_name().alias("file")).limit(1).collect()
+    if not first:
+        return None
+    file = first[0]["file"]
+    numbered = spark.read.text(file).rdd.zipWithIndex()
+    pattern = re.compile(_record_pattern(fields))
+    number, text = (
+        numbered.filter(lambda pair: pair[0][0].strip() != "" and not pattern.match(pair[0][0]))
+        .map(lambda pair: (pair[1] + 1, pair[0][0]))
+        .min()
+    )
+    place = f"line {number}" if _is_file(spark, location) else f"{file} line {number}"
+    try:
+        found = len(_parse_line(text))
+    except csv.Error:
+        return f"{place}: unbalanced quote (a quoted field must end with a quote before the line ends)"
+    if found != fields:
+        return f"{place}: {found} fields, but the header has {fields}"
+    return f"{place}: a quote inside an unquoted field (quote the whole field and double the quote)"
+
+
+def _is_file(spark: SparkSession, location: str) -> bool:
+    path, fs = _hadoop_path(spark, location)
+    return fs.getFileStatus(path).isFile()
+
+
+def read_csv(spark: SparkSession, location: str) -> tuple[DataFrame, DataFrame]:
     """(raw, typed) frames of the output columns, found by header name (Genre/Gender, any order).
 
-    ``typed`` parses numbers while reading, like any plain Spark CSV read; a value that does not
-    parse becomes NULL there, and ``raw`` (all strings) is read again only to describe the problem.
+    RFC 4180: quoted fields (header included) with commas and doubled quotes inside, CRLF, a UTF-8
+    BOM; every line must be one record with the header's number of fields (a line break inside a
+    quoted field is not accepted). ``typed`` parses numbers while reading, like any plain Spark CSV
+    read; a value that does not parse becomes NULL there, and ``raw`` (all strings) is read again
+    only to describe the problem.
     """
     _require_non_empty_input(spark, location)
-    header_line = spark.read.text(location).first()
-    header = [_normalise_header(h) for h in (header_line[0] if header_line else "").split(",")]
+    header_row = spark.read.text(location).first()
+    header_text = header_row[0] if header_row else ""
+    try:
+        names = _parse_line(header_text)
+    except csv.Error:
+        raise InputError("line 1: unbalanced quote in the header") from None
+    header = [_normalise_header(h) for h in names]
     positions = {}
     for field in FIELDS:
         found = [i for i, name in enumerate(header) if name in {h.lower() for h in field.headers}]
         if not found:
-            raise InputError(f"missing column '{field.label}' in header {header_line[0].replace(BOM, '').strip()!r}")
+            raise InputError(f"missing column '{field.label}' in header {header_text.replace(BOM, '').strip()!r}")
         positions[field.name] = found[0]
+    problem = _malformed_line(spark, location, len(header))
+    if problem:
+        raise InputError(problem)
     reader = spark.read.options(
         header=True,
+        quote='"',
+        escape='"',  # RFC 4180: a quote inside a quoted field is written twice
         ignoreLeadingWhiteSpace=True,
         ignoreTrailingWhiteSpace=True,  # also strips the \r of CRLF files
         mode="PERMISSIVE",
@@ -282,7 +348,7 @@ def publish(spark: SparkSession, frame: DataFrame, output: str, rows: int) -> st
 
 def run(spark: SparkSession, *, source_table: str | None, source_csv: str | None, output: str) -> tuple[int, str]:
     """Validate, sort and publish; return the rows written and where. Raises InputError."""
-    raw, typed = _read_table(spark, source_table) if source_table else _read_csv(spark, source_csv)
+    raw, typed = _read_table(spark, source_table) if source_table else read_csv(spark, source_csv)
     # Validation and the sort both need the parsed input: parse it once, keep the compact typed form.
     typed = typed.persist()
     try:
@@ -292,12 +358,31 @@ def run(spark: SparkSession, *, source_table: str | None, source_csv: str | None
         typed.unpersist()
 
 
+def report_failure(spark: SparkSession, problem: InputError, summary: str | None) -> None:
+    """The one ``error:`` line on stderr and, when asked, as a small object DAG_1's mail reads.
+
+    With ``--deploy-mode cluster`` the driver's stderr ends up in YARN container logs, which EMR's
+    step FailureDetails do not quote; the summary (``--failure-summary``, under the cluster's log
+    prefix) carries the reason to the outcome mail instead.
+    """
+    line = f"error: {problem}"
+    print(line, file=sys.stderr)
+    if summary:
+        path, fs = _hadoop_path(spark, summary)
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray((line + "\n").encode("utf-8")))
+        finally:
+            stream.close()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--source-table", help="Hive table DB.TABLE (typed, see load_customers.hql)")
     source.add_argument("--source-csv", help="CSV file or prefix, local path or s3:// URI")
     parser.add_argument("--output", required=True, help=f"output location: runs under {RUNS}/, the published one named by {LATEST}")
+    parser.add_argument("--failure-summary", help="object to write the error line to on bad input (e.g. under the log prefix)")
     return parser.parse_args(argv)
 
 
@@ -312,7 +397,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
     try:
         rows, location = run(spark, source_table=args.source_table, source_csv=args.source_csv, output=args.output)
     except InputError as problem:
-        print(f"error: {problem}", file=sys.stderr)
+        report_failure(spark, problem, args.failure_summary)
         return 2
     finally:
         if own_session:

@@ -210,26 +210,35 @@ def test_dag_2_steps_render_to_conventional_commands(dagbag):
     [step] = load.steps
     assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
     assert step["HadoopJarStep"]["Args"] == [
-        "hive", "-f", "s3://code-bucket/emr_steps/load_customers.hql",
-        "--hivevar", "input_location=s3://data/in/mall/",
-        "--hivevar", "database=mall",
+        "spark-submit", "--deploy-mode", "cluster",
+        "--py-files", "s3://code-bucket/emr_steps/sort_by_spending_score.py", "s3://code-bucket/emr_steps/load_customers.py",
+        "--input", "s3://data/in/mall/Mall_Customers.csv", "--database", "mall",
+        "--failure-summary", "s3://logs-bucket/emr/j-ABCDEF123456/pipeline-errors/load_customers_into_hive.txt",
     ]  # fmt: skip
     sort = render(dag, "sort_and_write_parquet", params=params)
     assert sort.steps[0]["HadoopJarStep"]["Args"] == [
         "spark-submit", "--deploy-mode", "cluster", "s3://code-bucket/emr_steps/sort_by_spending_score.py",
         "--source-table", "mall.customers", "--output", PIPELINE_CONFIG["output_uri"],
+        "--failure-summary", "s3://logs-bucket/emr/j-ABCDEF123456/pipeline-errors/sort_customers_by_spending_score.txt",
     ]  # fmt: skip
     for task_id, add_task in (("wait_for_load_into_hive", "load_into_hive"), ("wait_for_sort_and_write_parquet", "sort_and_write_parquet")):
         sensor = render(dag, task_id, {(add_task, "return_value"): ["s-STEP1"]}, params=params)
         assert (sensor.job_flow_id, sensor.step_id) == ("j-ABCDEF123456", "s-STEP1")
 
 
-@pytest.mark.parametrize("uri", ["Mall_Customers.csv", "s3://bucket-only"])
-def test_input_uri_without_prefix_is_rejected(uri):
-    from emr_pipeline.steps import parent_prefix
-
-    with pytest.raises(ValueError, match="no parent prefix"):
-        parent_prefix(uri)
+@pytest.mark.parametrize(
+    ("task_id", "params", "message"),
+    [
+        ("load_into_hive", {"input_uri": "s3://bucket/Mall_Customers.csv"}, "must name a CSV object inside a prefix"),
+        ("load_into_hive", {"input_uri": "s3://bucket/data/"}, "must name a CSV object inside a prefix"),
+        ("load_into_hive", {"input_uri": "Mall_Customers.csv"}, "is not an s3://bucket/key URI"),
+        ("sort_and_write_parquet", {"output_uri": "s3://bucket/"}, "is a bucket root"),
+        ("sort_and_write_parquet", {"output_uri": "s3://bucket"}, "is a bucket root"),
+    ],
+)
+def test_unusable_uris_fail_the_step_task_with_a_clear_error(dagbag, task_id, params, message):
+    with pytest.raises(ValueError, match=message):
+        render(dagbag.dags["dag_2"], task_id, params={"cluster_id": "j-ABCDEF123456", **params})
 
 
 def test_missing_configuration_is_named():

@@ -34,11 +34,24 @@ def expected_rows() -> list[dict]:
 
 
 GOOD = DATASET.read_text()
+
+
+def quoted(text: str, columns=range(5)) -> str:
+    """Every line with the given columns quoted, as RFC 4180 writers do (header included)."""
+    return "".join(
+        ",".join(f'"{v}"' if i in columns else v for i, v in enumerate(line.split(","))) + "\n" for line in text.splitlines()
+    )
+
+
 VARIANTS = {
     "gender-header": GOOD.replace("Genre", "Gender"),
     "crlf": GOOD.replace("\n", "\r\n"),
     "bom": "\ufeff" + GOOD,
     "all-three": "\ufeff" + GOOD.replace("Genre", "Gender").replace("\n", "\r\n") + "\r\n",
+    # RFC 4180 (issue 12): quoted values load as the values, not with their quotes.
+    "quoted-gender": quoted(GOOD, columns={1}),
+    "all-quoted": quoted(GOOD),
+    "all-quoted-crlf-bom": "\ufeff" + quoted(GOOD).replace("\n", "\r\n"),
 }
 BAD_INPUTS = {
     "missing": (None, "error: input not found: "),
@@ -54,8 +67,17 @@ BAD_INPUTS = {
     "missing-score": (with_line(5, "0005,Female,31,17,"), "error: row 5 (CustomerID 0005): Spending Score (1-100) is missing"),
     "non-numeric-age": (with_line(9, "0009,Male,sixty,19,3"), "error: row 9 (CustomerID 0009): Age is 'sixty', not a whole number"),
     "duplicate-ids": (with_line(10, "0004,Female,30,19,72"), "error: duplicate customer ids: CustomerID 0004 appears 2 times"),
+    # Malformed CSV: the physical line number (the header is line 1).
+    "unbalanced-quote": (with_line(4, '0004,"Female,23,16,77'), "error: line 5: unbalanced quote"),
+    "too-many-fields": (with_line(3, "0003,Female,20,16,6,extra"), "error: line 4: 6 fields, but the header has 5"),
+    "too-few-fields": (with_line(150, "0150,Male,34,78"), "error: line 151: 4 fields, but the header has 5"),
+    "quote-inside-plain-field": (with_line(2, '0002,Fe"male,21,15,81'), "error: line 3: a quote inside an unquoted field"),
+    "unbalanced-quote-in-header": ('"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n1,Male,19,15,39\n', "error: line 1: unbalanced quote"),
 }
 REORDERED = "Spending Score (1-100),CustomerID,Genre,Age,Annual Income (k$)\n50,0002,Female,30,40\n10,0001,Male,20,15\n"
+# Commas and doubled quotes inside quoted fields, in the header and the values.
+EMBEDDED = '"CustomerID","Genre","Age","Annual Income (k$)","Spending Score (1-100)"\r\n1,"Fe,""male""",19,15,39\r\n2,"Male, ""M""",21,15,81\r\n'
+
 BAD_ROW = with_line(1, "0001,Male,19,15,abc")
 
 
@@ -68,6 +90,7 @@ CASES: dict[str, list[dict]] = {
     "real-dataset": [csv_run("input.csv")],
     "rerun-three-times": [csv_run("input.csv"), csv_run("input.csv"), csv_run("input.csv")],
     "reordered": [csv_run("input.csv")],
+    "embedded": [csv_run("input.csv")],
     "bad-after-good": [csv_run("input.csv"), csv_run("bad.csv")],
     "failure-while-writing": [csv_run("input.csv"), csv_run("input.csv", fail_writing_customer=150)],
     **{f"variant-{name}": [csv_run("input.csv")] for name in VARIANTS},
@@ -75,6 +98,7 @@ CASES: dict[str, list[dict]] = {
 }
 CONTENT = {
     "reordered": {"input.csv": REORDERED},
+    "embedded": {"input.csv": EMBEDDED},
     "bad-after-good": {"input.csv": GOOD, "bad.csv": BAD_ROW},
     **{f"variant-{name}": {"input.csv": text} for name, text in VARIANTS.items()},
     **{f"bad-{name}": ({"input.csv": text} if text is not None else {}) for name, (text, _) in BAD_INPUTS.items()},
@@ -156,6 +180,15 @@ def test_reordered_columns_are_read_by_name(batch):
     assert published(root / "reordered" / "out")[1].to_pylist() == [
         {"customer_id": 1, "gender": "Male", "age": 20, "annual_income_k_usd": 15, "spending_score": 10},
         {"customer_id": 2, "gender": "Female", "age": 30, "annual_income_k_usd": 40, "spending_score": 50},
+    ]
+
+
+def test_commas_and_doubled_quotes_inside_quoted_fields(batch):
+    results, root = batch
+    assert results["embedded"][0]["code"] == 0, results["embedded"]
+    assert published(root / "embedded" / "out")[1].to_pylist() == [
+        {"customer_id": 1, "gender": 'Fe,"male"', "age": 19, "annual_income_k_usd": 15, "spending_score": 39},
+        {"customer_id": 2, "gender": 'Male, "M"', "age": 21, "annual_income_k_usd": 15, "spending_score": 81},
     ]
 
 
