@@ -130,47 +130,51 @@ def test_terminating_the_cluster_kills_the_running_step_and_cancels_pending_ones
 REAL_STEPS = REPO_ROOT / "emr_steps"
 
 
-@pytest.mark.skipif(
-    not (REAL_STEPS / "load_customers.hql").is_file() or not (REAL_STEPS / "sort_by_spending_score.py").is_file(),
-    reason="emr_steps/ not present",
-)
-def test_the_real_emr_steps_sort_the_real_dataset(local_aws):
-    """dag_2's step shapes (airflow_assets/dags/emr_pipeline/steps.py) on emr_steps/ and the real CSV."""
+def test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line(local_aws):
+    """dag_2's steps on emr_steps/ and the real CSV, with another CSV beside it that must be ignored."""
     config = local_aws.pipeline_config
-    for name in ("load_customers.hql", "sort_by_spending_score.py"):
-        local_aws.upload(REAL_STEPS / name, config["steps_uri"] + name)
+    steps_uri, errors = config["steps_uri"], f"{config['log_uri']}pipeline-errors/"
+    for name in ("load_customers.py", "sort_by_spending_score.py"):
+        local_aws.upload(REAL_STEPS / name, steps_uri + name)
     local_aws.upload(DATASET, config["input_uri"])
+    local_aws.upload_bytes(b"CustomerID,Genre\n999,Other\n", input_prefix(local_aws) + "another.csv")
     output = config["output_uri"]
 
     cluster_id = start_cluster(local_aws)
     ids = add_steps(
         local_aws,
         cluster_id,
-        [
+        [  # the shapes tests/pipeline/test_dag_structure.py pins for dag_2
             command_step(
                 "load_customers_into_hive",
-                ["hive", "-f", config["steps_uri"] + "load_customers.hql",
-                 "--hivevar", f"input_location={input_prefix(local_aws)}",
-                 "--hivevar", f"database={config['hive_database']}"],
+                ["spark-submit", "--deploy-mode", "cluster", "--py-files", steps_uri + "sort_by_spending_score.py",
+                 steps_uri + "load_customers.py", "--input", config["input_uri"], "--database", config["hive_database"],
+                 "--failure-summary", errors + "load.txt"],
                 "CONTINUE",
             ),
             command_step(
                 "sort_customers_by_spending_score",
-                ["spark-submit", "--deploy-mode", "cluster", config["steps_uri"] + "sort_by_spending_score.py",
-                 "--source-table", f"{config['hive_database']}.customers", "--output", output],
+                ["spark-submit", "--deploy-mode", "cluster", steps_uri + "sort_by_spending_score.py",
+                 "--source-table", f"{config['hive_database']}.customers", "--output", output,
+                 "--failure-summary", errors + "sort.txt"],
                 "CONTINUE",
             ),
         ],
-    )
+    )  # fmt: skip
     steps = wait_for_steps(local_aws, cluster_id, ids, timeout=SPARK_TIMEOUT)
     assert [step["Status"]["State"] for step in steps] == ["COMPLETED", "COMPLETED"], [
         step["Status"] for step in steps
     ]
+    for step_id in ids:  # run by the Spark line of the cluster's release (emr-7.x: 3.5, .venv-emr)
+        controller = (local_aws.step_log_dir(cluster_id, step_id) / "controller").read_text()
+        assert ".venv-emr/" in controller and "/pyspark/bin/spark-submit" in controller
 
-    table = local_aws.read_parquet(output)
+    table = local_aws.read_published(output)
     rows = list(zip(table.column("spending_score").to_pylist(), table.column("customer_id").to_pylist()))
-    assert table.num_rows == 200
+    assert table.num_rows == 200, "exactly the named object's rows, not another.csv beside it"
     assert rows == sorted(rows)
     expected_ids = [int(line.split(",")[0]) for line in Path(DATASET).read_text().splitlines()[1:] if line.strip()]
     assert sorted(table.column("customer_id").to_pylist()) == sorted(expected_ids)
-    assert not any("_tmp_" in key for key in local_aws.list_keys(config["output_uri"].rsplit("/", 2)[0] + "/"))
+    keys = local_aws.list_keys(output)
+    prefix = output.split("/", 3)[3]
+    assert all(key.startswith(prefix) for key in keys) and f"{prefix}_LATEST" in keys
