@@ -24,6 +24,7 @@ from emr_pipeline.operators import (
     TriggerFreshDagRunOperator,
     logical_date_triggered_by,
 )
+from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
 
 DATA_DAG_ID = "dag_2"
@@ -49,14 +50,19 @@ def email_outcome(output_uri: str, **context) -> None:
     if triggered_run_id:
         data_states = ti.get_task_states(dag_id=DATA_DAG_ID, run_ids=[triggered_run_id])
         failures += failed_tasks(DATA_DAG_ID, data_states.get(triggered_run_id, {}))
+    cluster_id = ti.xcom_pull(task_ids=CREATE)
+    aws = {"aws_conn_id": AWS_CONN_ID, "region": config["region"]}
+    reasons = failure_reasons(**aws, cluster_id=cluster_id, log_uri=config["log_uri"]) if failures else []
     outcome = Outcome(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
-        cluster_id=ti.xcom_pull(task_ids=CREATE),
+        cluster_id=cluster_id,
         triggered_run_id=triggered_run_id,
         output_uri=output_uri,
         duration=whole_seconds(timezone.utcnow() - dag_run.start_date),
         failed_tasks=failures,
+        reasons=reasons,
+        published=None if failures else published_output(**aws, output_uri=output_uri),
     )
     SesHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).send_email(
         mail_from=config["sender_email"],
