@@ -10,10 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
-from airflow.providers.amazon.aws.operators.emr import (
-    EmrCreateJobFlowOperator,
-    EmrTerminateJobFlowOperator,
-)
+from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.sdk import DAG, Param, chain, task, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.task.trigger_rule import TriggerRule
@@ -21,6 +18,7 @@ from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_settin
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
     ConfiguredExternalTaskSensor,
+    NoOrphanEmrCreateJobFlowOperator,
     TriggerFreshDagRunOperator,
     logical_date_triggered_by,
 )
@@ -94,7 +92,7 @@ with DAG(
     user_defined_macros={"job_flow_overrides": job_flow_overrides},
     tags=["emr", "assignment"],
 ) as dag:
-    create = EmrCreateJobFlowOperator(
+    create = NoOrphanEmrCreateJobFlowOperator(
         task_id=CREATE,
         emr_conn_id=None,
         aws_conn_id=AWS_CONN_ID,
@@ -116,6 +114,7 @@ with DAG(
         },
         wait_for_completion=False,
         fail_when_dag_is_paused=True,  # fail now rather than wait for a run that cannot start
+        retries=0,  # a retry after the run was created would start a second dag_2 on the same cluster
     )
     wait = ConfiguredExternalTaskSensor(
         task_id=WAIT,

@@ -186,6 +186,23 @@ def test_failed_creation_skips_everything_but_the_mail(run_dag_1, aws, dagbag, m
     assert "FAILED" in subject and "dag_1.create_emr_cluster (failed)" in body and "not created" in body
 
 
+def test_create_failing_after_run_job_flow_terminates_its_cluster(run_dag_1, aws, monkeypatch):
+    """E.g. DescribeCluster (for the log link) refused: the cluster exists but its id never reached XCom."""
+    from airflow.providers.amazon.aws.operators import emr as emr_operators
+    from botocore.exceptions import ClientError
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "DescribeCluster")
+
+    monkeypatch.setattr(emr_operators, "get_log_uri", refused)
+    dag_run, triggered = run_dag_1("success")
+
+    assert dag_run.state == "failed" and triggered == []
+    assert task_states(dag_run)["create_emr_cluster"] == "failed"
+    [cluster] = emr().list_clusters()["Clusters"]
+    assert cluster["Status"]["State"] in {"TERMINATING", "TERMINATED"}, "no cluster is left to idle"
+
+
 def test_every_run_triggers_a_fresh_dag_2_run(run_dag_1, aws):
     first, first_triggered = run_dag_1("success")
     second, second_triggered = run_dag_1("success")

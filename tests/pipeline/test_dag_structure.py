@@ -85,9 +85,32 @@ def test_sensors_wait_as_configured(dagbag, monkeypatch, dag_id, task_id, settin
     sensor.poll_as_configured()
 
     assert (sensor.deferrable, sensor.mode) == (deferrable, mode)
-    assert (sensor.poke_interval, sensor.timeout) == (30, 7200)
+    if dag_id == "dag_2":
+        assert (sensor.poke_interval, sensor.timeout) == (30, 7200)
     if hasattr(sensor, "max_attempts"):  # EmrStepSensor: its deferral times out after attempts x interval
         assert sensor.max_attempts * sensor.poke_interval == 7200
+
+
+def test_trigger_is_never_retried(dagbag):
+    """A retry after the dag_2 run was created would start a second dag_2 on the same cluster."""
+    assert dagbag.dags["dag_1"].get_task("trigger_dag_2").retries == 0
+
+
+@pytest.mark.parametrize("timeout", [600, 7200, 21600])
+def test_wait_for_dag_2_outlasts_dag_2s_worst_case(dagbag, monkeypatch, timeout):
+    """dag_2 may take each of its step sensors' full timeouts, one after the other."""
+    import copy
+    import json
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_timeout_seconds": timeout}))
+    step_sensors = [copy.copy(t) for t in dagbag.dags["dag_2"].tasks if t.task_id.startswith("wait_for_")]
+    for sensor in step_sensors:
+        sensor.poll_as_configured()
+    wait = copy.copy(dagbag.dags["dag_1"].get_task("wait_for_dag_2"))
+    wait.poll_as_configured()
+
+    assert len(step_sensors) == 2
+    assert wait.timeout > sum(sensor.timeout for sensor in step_sensors)
 
 
 def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):

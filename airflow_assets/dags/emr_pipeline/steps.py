@@ -12,6 +12,7 @@ SORT_JOB = "sort_by_spending_score.py"  # also the load job's --py-files: its CS
 CUSTOMERS_TABLE = "customers"  # the typed Hive table load_customers.py replaces
 FAILURE_SUMMARIES = "pipeline-errors"  # under <log_uri><cluster id>/: one object per failed step
 LOAD_STEP, SORT_STEP = "load_customers_into_hive", "sort_customers_by_spending_score"
+STEP_NAMES = (LOAD_STEP, SORT_STEP)  # dag_2 adds and waits for them one after the other
 
 
 def _bucket_and_key(uri: str, name: str) -> tuple[str, str]:
