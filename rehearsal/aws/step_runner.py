@@ -122,6 +122,10 @@ class StepRunner:
     def step_log_dir(self, cluster_id: str, step_id: str) -> Path:
         return step_log_dir(self._workdir, cluster_id, step_id)
 
+    def container_log_dir(self, cluster_id: str, step_id: str) -> Path:
+        """Where a cluster-mode driver's stdout/stderr go (EMR: the YARN container logs)."""
+        return self._workdir / cluster_id / "containers" / _application_id(step_id) / "driver"
+
     def idle(self) -> bool:
         """True when no step runs and no emulated cluster has a step waiting to run."""
         with self._lock:
@@ -270,8 +274,19 @@ class StepRunner:
             argv = self._argv(command, cluster)
             with controller.open("a") as handle:
                 handle.write(f"local command: {shlex.join(argv)}\n")
+            # --deploy-mode cluster: the driver's output goes to its YARN container's logs, and the
+            # step's own output is spark-submit's client report only, as on EMR.
+            driver_dir = self.container_log_dir(cluster.id, step.id) if command.driver_in_cluster else None
+            if driver_dir is not None:
+                driver_dir.mkdir(parents=True, exist_ok=True)
+                run_out, run_err = driver_dir / "stdout", driver_dir / "stderr"
+            else:
+                run_out, run_err = stdout_path, stderr_path
             try:
-                status = self._execute(cluster, step, argv, stdout_path, stderr_path)
+                status = self._execute(cluster, step, argv, run_out, run_err)
+                if driver_dir is not None:
+                    _write_client_report(stderr_path, step.id, status)
+                    status = 0 if status == 0 else 1  # spark-submit's own exit status for a failed application
             finally:
                 pushed = self._mirror.push(locations, before)
                 with controller.open("a") as handle:
@@ -295,6 +310,11 @@ class StepRunner:
             return StepOutcome("FAILED", reason)
         finally:
             self._publish_logs(cluster, step, (stdout_path, stderr_path, controller))
+            driver_dir = self.container_log_dir(cluster.id, step.id)
+            if driver_dir.is_dir():
+                self._publish_logs(
+                    cluster, step, tuple(driver_dir.iterdir()), folder=f"containers/{_application_id(step.id)}/driver"
+                )
 
     def _locations_for(self, cluster: Cluster, command: StepCommand) -> list[S3Location]:
         """This step's s3:// locations plus those of the cluster's earlier steps.
@@ -370,16 +390,16 @@ class StepRunner:
                 with self._lock:
                     self._processes.pop(step.id, None)
 
-    def _log_location(self, cluster: Cluster, step: Step, name: str) -> str | None:
+    def _log_location(self, cluster: Cluster, step: Step, name: str, folder: str | None = None) -> str | None:
         if not cluster.log_uri:
             return None
         base = cluster.log_uri if cluster.log_uri.endswith("/") else cluster.log_uri + "/"
-        return f"{base}{cluster.id}/steps/{step.id}/{name}"
+        return f"{base}{cluster.id}/{folder or f'steps/{step.id}'}/{name}"
 
-    def _publish_logs(self, cluster: Cluster, step: Step, files: tuple[Path, ...]) -> None:
+    def _publish_logs(self, cluster: Cluster, step: Step, files: tuple[Path, ...], folder: str | None = None) -> None:
         s3 = self._clients("s3")
         for path in files:
-            uri = self._log_location(cluster, step, path.name)
+            uri = self._log_location(cluster, step, path.name, folder)
             if uri is None or not path.exists():
                 continue
             target = S3Location.parse(uri)
@@ -387,6 +407,24 @@ class StepRunner:
                 s3.upload_file(str(path), target.bucket, target.key)
             except Exception as exc:  # like EMR, an unwritable LogUri loses logs, not the step
                 log.warning("step runner: cannot upload %s to %s: %s", path, uri, exc)
+
+
+def _application_id(step_id: str) -> str:
+    return f"application_{step_id.replace('-', '_')}"
+
+
+def _write_client_report(stderr_path: Path, step_id: str, status: int) -> None:
+    """What spark-submit's YARN client prints for a cluster-mode application, in place of the driver's output."""
+    application = _application_id(step_id)
+    final = "SUCCEEDED" if status == 0 else "FAILED"
+    lines = [f"INFO Client: Application report for {application} (state: FINISHED, final status: {final})"]
+    if status != 0:
+        lines.append(
+            f'Exception in thread "main" org.apache.spark.SparkException: '
+            f"Application {application} finished with failed status"
+        )
+    with stderr_path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def step_log_dir(runner_workdir: Path, cluster_id: str, step_id: str) -> Path:

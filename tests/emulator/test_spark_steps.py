@@ -93,6 +93,29 @@ def test_failing_step_reports_its_exit_status_and_error_and_cancels_the_next(loc
     assert wait_for(lambda: cluster_state(local_aws, cluster_id)["State"] == "WAITING", timeout=10)
 
 
+def test_cluster_deploy_mode_sends_the_drivers_output_to_the_container_log_not_the_step(local_aws):
+    """As on EMR: with --deploy-mode cluster the driver's error line is in the YARN container's log;
+    the step's stderr and FailureDetails only know that the application failed."""
+    steps_uri = local_aws.pipeline_config["steps_uri"]
+    cluster_id = start_cluster(local_aws)
+    [step_id] = add_steps(
+        local_aws, cluster_id, [command_step("fail", ["spark-submit", "--deploy-mode", "cluster", steps_uri + "fail.py"], "CONTINUE")]
+    )
+    [failed] = wait_for_steps(local_aws, cluster_id, [step_id], timeout=SPARK_TIMEOUT)
+
+    details = failed["Status"]["FailureDetails"]
+    application = f"application_{step_id.replace('-', '_')}"
+    assert details["Reason"] == f'Exception in thread "main" org.apache.spark.SparkException: Application {application} finished with failed status'
+    assert "exit status 1" in details["Message"]
+    assert "fixture failure" not in (local_aws.step_log_dir(cluster_id, step_id) / "stderr").read_text()
+    container_log = f"{local_aws.pipeline_config['log_uri']}{cluster_id}/containers/{application}/driver/"
+    keys = local_aws.list_keys(container_log)
+    driver_output = b"".join(
+        local_aws.client("s3").get_object(Bucket=container_log.split("/")[2], Key=key)["Body"].read() for key in keys
+    )
+    assert b"error: fixture failure on purpose" in driver_output
+
+
 def test_terminating_the_cluster_kills_the_running_step_and_cancels_pending_ones(local_aws, tmp_path):
     steps_uri = local_aws.pipeline_config["steps_uri"]
     pid_file = tmp_path / "sleep.pid"
