@@ -279,6 +279,7 @@ class StepRunner:
             driver_dir = self.container_log_dir(cluster.id, step.id) if command.driver_in_cluster else None
             if driver_dir is not None:
                 driver_dir.mkdir(parents=True, exist_ok=True)
+                stdout_path.touch()  # the step still has its (client's) stdout, as on EMR
                 run_out, run_err = driver_dir / "stdout", driver_dir / "stderr"
             else:
                 run_out, run_err = stdout_path, stderr_path

@@ -63,8 +63,8 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
     for step_id in ids:
         for name in ("stdout", "stderr", "controller"):
             assert f"emr/{cluster_id}/steps/{step_id}/{name}" in log_keys
-    stdout = local_aws.step_log_dir(cluster_id, ids[1]) / "stdout"
-    assert "wrote 200 rows" in stdout.read_text()
+    driver_stdout = local_aws.workdir / "emr" / cluster_id / "containers" / f"application_{ids[1].replace('-', '_')}" / "driver" / "stdout"
+    assert "wrote 200 rows" in driver_stdout.read_text()  # --deploy-mode cluster: the container's log
     cluster_home = local_aws.workdir / "emr" / cluster_id
     assert (cluster_home / "metastore_db").is_dir() and (cluster_home / "warehouse" / "emu.db").is_dir()
     assert (cluster_home / "derby.log").is_file()
