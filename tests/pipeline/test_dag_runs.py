@@ -303,12 +303,15 @@ def test_dag_2_adds_both_steps_in_order_and_waits_for_each(run_dag_2, sensor_mod
     assert dag_run.state == "success"
     assert triggers_run(caplog) == (2 if sensor_mode == "deferrable" else 0)  # each step sensor deferred
     assert [s["Name"] for s in steps] == ["load_customers_into_hive", "sort_customers_by_spending_score"]
-    hive, spark = (s["Config"] for s in steps)
-    assert hive["Jar"] == spark["Jar"] == "command-runner.jar"
-    assert hive["Args"][:3] == ["hive", "-f", PIPELINE_CONFIG["steps_uri"] + "load_customers.hql"]
-    assert "input_location=s3://data-bucket/input/mall_customers/" in hive["Args"]
+    load, spark = (s["Config"] for s in steps)
+    assert load["Jar"] == spark["Jar"] == "command-runner.jar"
+    assert load["Args"][:6] == [
+        "spark-submit", "--deploy-mode", "cluster", "--py-files",
+        PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py", PIPELINE_CONFIG["steps_uri"] + "load_customers.py",
+    ]  # fmt: skip
+    assert ["--input", PIPELINE_CONFIG["input_uri"]] == load["Args"][6:8]  # exactly the object, not its folder
     assert spark["Args"][:4] == ["spark-submit", "--deploy-mode", "cluster", PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py"]
-    assert spark["Args"][-2:] == ["--output", PIPELINE_CONFIG["output_uri"]]
+    assert spark["Args"][6:8] == ["--output", PIPELINE_CONFIG["output_uri"]]
 
 
 @pytest.mark.parametrize("sensor_mode", ["deferrable", "reschedule"], indirect=True)
