@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # checkov pins versions that conflict with requirements-dev.txt, so it gets a virtualenv of its own.
 CHECKOV_VENV ?= .venv-checkov
+# The EMR step code's interpreter: the Spark line of the configured EMR release (rehearsal/aws/spark_env.py).
+EMR_VENV ?= .venv-emr
 CDK := npx --yes aws-cdk@2.1148.1
 UV_VERSION := 0.13.8
 # Where no uv is installed, a pinned one goes into .tools/ (Debian's python3 refuses a system-wide pip install).
@@ -21,7 +23,13 @@ $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.t
 	VIRTUAL_ENV=$(VENV) uv pip install -q -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed
+# After the main venv, which makes sure uv is there.
+$(EMR_VENV)/.installed: requirements-emr.txt $(VENV)/.installed
+	[ -x $(EMR_VENV)/bin/python ] || uv venv -q -p python3.11 $(EMR_VENV)
+	VIRTUAL_ENV=$(EMR_VENV) uv pip install -q -r requirements-emr.txt
+	touch $@
+
+venv: $(VENV)/.installed $(EMR_VENV)/.installed
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
 	[ -x $(CHECKOV_VENV)/bin/python ] || uv venv -q -p python3.11 $(CHECKOV_VENV)

@@ -289,7 +289,7 @@ class Rehearsal:
         return problems or self.output_problems()
 
     def output_problems(self) -> list[str]:
-        table = self.aws.read_parquet(self.aws.pipeline_config["output_uri"])
+        table = self.aws.read_published(self.aws.pipeline_config["output_uri"])
         expected = sum(1 for _ in self.original_input.open()) - 1
         if table.num_rows != expected:
             return [f"output has {table.num_rows} rows, expected {expected}"]

@@ -176,10 +176,16 @@ def _s3_uri(*, prefix: bool) -> Callable[[Any], str | None]:
         match = _S3_URI.fullmatch(str(value))
         if not match:
             raise ValueError(f"{value!r} is not an s3://bucket/key URI")
+        bucket, key = match.groups()
         if prefix:
+            if not key.strip("/"):
+                raise ValueError(f"{value!r} is a bucket root; use a prefix such as s3://{bucket}/output/customers/")
             return value if value.endswith("/") else value + "/"
         if value.endswith("/"):
             raise ValueError(f"{value!r} names a prefix; it must name the CSV object")
+        if "/" not in key:
+            # The input's grants are scoped to its prefix, which would be the whole bucket.
+            raise ValueError(f"{value!r} is at the bucket root; put the CSV under a prefix such as s3://{bucket}/data/")
         return value
 
     return check

@@ -10,10 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
-from airflow.providers.amazon.aws.operators.emr import (
-    EmrCreateJobFlowOperator,
-    EmrTerminateJobFlowOperator,
-)
+from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
 from airflow.sdk import DAG, Param, chain, task, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.task.trigger_rule import TriggerRule
@@ -21,9 +18,11 @@ from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_settin
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
     ConfiguredExternalTaskSensor,
+    NoOrphanEmrCreateJobFlowOperator,
     TriggerFreshDagRunOperator,
     logical_date_triggered_by,
 )
+from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
 
 DATA_DAG_ID = "dag_2"
@@ -49,14 +48,19 @@ def email_outcome(output_uri: str, **context) -> None:
     if triggered_run_id:
         data_states = ti.get_task_states(dag_id=DATA_DAG_ID, run_ids=[triggered_run_id])
         failures += failed_tasks(DATA_DAG_ID, data_states.get(triggered_run_id, {}))
+    cluster_id = ti.xcom_pull(task_ids=CREATE)
+    aws = {"aws_conn_id": AWS_CONN_ID, "region": config["region"]}
+    reasons = failure_reasons(**aws, cluster_id=cluster_id, log_uri=config["log_uri"]) if failures else []
     outcome = Outcome(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
-        cluster_id=ti.xcom_pull(task_ids=CREATE),
+        cluster_id=cluster_id,
         triggered_run_id=triggered_run_id,
         output_uri=output_uri,
         duration=whole_seconds(timezone.utcnow() - dag_run.start_date),
         failed_tasks=failures,
+        reasons=reasons,
+        published=None if failures else published_output(**aws, output_uri=output_uri),
     )
     SesHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).send_email(
         mail_from=config["sender_email"],
@@ -88,7 +92,7 @@ with DAG(
     user_defined_macros={"job_flow_overrides": job_flow_overrides},
     tags=["emr", "assignment"],
 ) as dag:
-    create = EmrCreateJobFlowOperator(
+    create = NoOrphanEmrCreateJobFlowOperator(
         task_id=CREATE,
         emr_conn_id=None,
         aws_conn_id=AWS_CONN_ID,
@@ -110,6 +114,7 @@ with DAG(
         },
         wait_for_completion=False,
         fail_when_dag_is_paused=True,  # fail now rather than wait for a run that cannot start
+        retries=0,  # a retry after the run was created would start a second dag_2 on the same cluster
     )
     wait = ConfiguredExternalTaskSensor(
         task_id=WAIT,

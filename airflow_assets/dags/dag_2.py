@@ -13,7 +13,13 @@ from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
 from airflow.sdk import DAG, Param, chain
 from emr_pipeline.config import AWS_CONN_ID, setting, templated
 from emr_pipeline.operators import ConfiguredEmrStepSensor
-from emr_pipeline.steps import hive_load_steps, parent_prefix, sort_steps
+from emr_pipeline.steps import (
+    checked_input_uri,
+    checked_output_uri,
+    failure_summary_uri,
+    hive_load_steps,
+    sort_steps,
+)
 
 CLUSTER_ID = "{{ params.cluster_id }}"
 REGION = templated(setting("region"))
@@ -58,7 +64,9 @@ with DAG(
         "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),
         "output_uri": Param(None, type=["null", "string"], description="Parquet prefix; default: Variable"),
     },
-    user_defined_filters={"parent_prefix": parent_prefix},
+    # Rendering fails with a clear error for an input_uri/output_uri the steps cannot use.
+    user_defined_filters={"checked_input_uri": checked_input_uri, "checked_output_uri": checked_output_uri},
+    user_defined_macros={"failure_summary_uri": failure_summary_uri},
     tags=["emr", "assignment"],
 ) as dag:
     chain(*emr_step("load_into_hive", hive_load_steps()), *emr_step("sort_and_write_parquet", sort_steps()))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import io
 import logging
 import socket
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -23,10 +26,12 @@ from moto.ses.models import ses_backends
 from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
-from rehearsal.aws.seed import seed
+from rehearsal.aws.seed import SEEDED_RELEASE_LABEL, seed
 from rehearsal.aws.ses_mail import mail_as_dict
 from rehearsal.aws.spark_env import find_spark_environment
 from rehearsal.aws.step_runner import StepRunner, step_log_dir
+
+SORT_JOB = Path(__file__).resolve().parents[2] / "emr_steps" / "sort_by_spending_score.py"
 
 DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
@@ -52,6 +57,17 @@ def _require_free_port(port: int) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
             raise OSError(f"rehearsal: cannot serve the AWS emulator on 127.0.0.1:{port}: {exc.strerror}") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def _sort_job():
+    """The sort job module: the home of the published-output contract (LATEST, published_run)."""
+    path = SORT_JOB
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 class LocalAws:
@@ -105,7 +121,7 @@ class LocalAws:
             raise FileNotFoundError(f"rehearsal: EMR steps directory not found: {self.emr_steps_dir}")
         if self._port:
             _require_free_port(self._port)  # werkzeug would raise SystemExit on a busy port
-        spark = find_spark_environment()
+        find_spark_environment(SEEDED_RELEASE_LABEL)  # fail before starting anything if it is missing
         with LocalAws._active_lock:
             if LocalAws._active is not None:
                 raise RuntimeError(
@@ -131,7 +147,7 @@ class LocalAws:
                 mirror=S3Mirror(self.client("s3"), self.workdir / "s3"),
                 workdir=self.workdir / "emr",
                 poll_interval=self._poll_interval,
-                spark=spark,
+                spark_for_release=functools.lru_cache(maxsize=None)(find_spark_environment),
                 step_env={
                     "AWS_ENDPOINT_URL": self.endpoint_url,
                     "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
@@ -235,6 +251,17 @@ class LocalAws:
         source = S3Location.parse(s3_uri)
         Path(local_path).parent.mkdir(parents=True, exist_ok=True)
         self.client("s3").download_file(source.bucket, source.key, str(local_path))
+
+    def read_published(self, output_uri: str) -> pa.Table:
+        """The run the output location's pointer names, followed like any reader (docs/pipeline.md)."""
+        job = _sort_job()
+        base = output_uri if output_uri.endswith("/") else output_uri + "/"
+        pointer = S3Location.parse(base + job.LATEST)
+        try:
+            body = self.client("s3").get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read()
+        except self.client("s3").exceptions.NoSuchKey:
+            raise FileNotFoundError(f"nothing published at {output_uri}: no {job.LATEST}") from None
+        return self.read_parquet(base + job.published_run(body.decode("utf-8")))
 
     def read_parquet(self, s3_uri_prefix: str) -> pa.Table:
         """All Parquet parts under the prefix, concatenated in part-name order."""

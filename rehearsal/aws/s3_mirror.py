@@ -60,7 +60,9 @@ class S3Mirror:
         locations = list(locations)
         after = self.snapshot(locations)
         uploaded, deleted = [], []
-        for (bucket, key), state in sorted(after.items()):
+        # In the order the step wrote them, so a pointer written last (the sort job's _LATEST) also
+        # reaches S3 last and a reader never sees it before the files it names.
+        for (bucket, key), state in sorted(after.items(), key=lambda item: (item[1][1], item[0])):
             if before.get((bucket, key)) != state:
                 self._client.upload_file(str(self.root / bucket / key), bucket, key)
                 uploaded.append(f"s3://{bucket}/{key}")

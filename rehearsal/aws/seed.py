@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The deployed default (stacks/config.py); its Spark line decides which local Spark runs the steps.
+SEEDED_RELEASE_LABEL = "emr-7.10.0"
+
 RESOURCE_PREFIX = "airflow-emr"
 DATA_BUCKET = f"{RESOURCE_PREFIX}-data"
 LOGS_BUCKET = f"{RESOURCE_PREFIX}-logs"
@@ -90,7 +93,7 @@ def seed(
 
     pipeline_config = {
         "region": region,
-        "release_label": "emr-7.10.0",
+        "release_label": SEEDED_RELEASE_LABEL,
         "service_role": SERVICE_ROLE,
         "job_flow_role": INSTANCE_PROFILE,
         **network,

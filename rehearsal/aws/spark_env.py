@@ -1,7 +1,14 @@
-"""Locate the local Java and Spark (pyspark's bundled distribution) the step runner needs."""
+"""Locate the local Java and the Spark (a pyspark's bundled distribution) that runs an EMR release's steps.
+
+EMR step code must run on the Spark line of the cluster's release, not on whatever pyspark the
+project's own tools use: ``SPARK_LINES`` maps a release label to its line and ``INTERPRETERS`` names
+the interpreter (built by ``make venv`` from requirements-emr.txt) whose pyspark is that line.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import shutil
@@ -11,6 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIN_JAVA_MAJOR = 17
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Release label prefix -> the Spark line (major.minor) EMR ships in it. emr-7.0.0 .. emr-7.12.0 all
+# ship Spark 3.5.x (AWS "Spark release history"); emr-spark-8.x has Spark 4 but no Hive, which the
+# pipeline's load step needs, so it is not offered.
+SPARK_LINES = {"emr-7.": "3.5"}
+# Spark line -> the interpreter whose pyspark is that line (Makefile target .venv-emr/.installed).
+INTERPRETERS = {"3.5": REPO_ROOT / ".venv-emr" / "bin" / "python"}
 
 
 class RehearsalEnvironmentError(RuntimeError):
@@ -79,7 +94,10 @@ def _pyspark_home() -> Path:
         raise RehearsalEnvironmentError(
             "rehearsal: pyspark not installed: pip install -r requirements-dev.txt"
         ) from exc
-    home = Path(pyspark.__file__).resolve().parent
+    return _checked_home(Path(pyspark.__file__).resolve().parent)
+
+
+def _checked_home(home: Path) -> Path:
     if not (home / "bin" / "spark-submit").is_file() or not (home / "jars").is_dir():
         raise RehearsalEnvironmentError(
             f"rehearsal: pyspark at {home} has no bundled Spark (bin/, jars/): reinstall pyspark from PyPI"
@@ -91,8 +109,51 @@ def _pyspark_home() -> Path:
     return home
 
 
-def find_spark_environment() -> SparkEnvironment:
-    """Return the local Spark setup or raise RehearsalEnvironmentError naming what is missing."""
+def spark_line(release_label: str) -> str:
+    """The Spark line ("3.5") of an EMR release label, or RehearsalEnvironmentError."""
+    for prefix, line in SPARK_LINES.items():
+        if release_label.startswith(prefix):
+            return line
+    raise RehearsalEnvironmentError(
+        f"rehearsal: no local Spark line known for EMR release {release_label!r}: "
+        f"supported are {', '.join(p + '*' for p in SPARK_LINES)}"
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreter_pyspark(python: Path) -> tuple[Path, str]:
+    """(pyspark directory, pyspark version) of another interpreter."""
+    probe = "import json, pyspark; print(json.dumps([pyspark.__file__, pyspark.__version__]))"
+    try:
+        out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RehearsalEnvironmentError(f"rehearsal: {python} cannot import pyspark: run `make venv`") from exc
+    location, version = json.loads(out.stdout.strip().splitlines()[-1])
+    return Path(location).resolve().parent, version
+
+
+def _release_spark(release_label: str) -> tuple[Path, str]:
+    line = spark_line(release_label)
+    python = INTERPRETERS[line]
+    if not python.is_file():
+        raise RehearsalEnvironmentError(
+            f"rehearsal: EMR release {release_label} runs Spark {line}, but its interpreter {python} "
+            "is not installed: run `make venv` (installs requirements-emr.txt into .venv-emr)"
+        )
+    home, version = _interpreter_pyspark(python)
+    if not version.startswith(line + "."):
+        raise RehearsalEnvironmentError(
+            f"rehearsal: {python} has pyspark {version}, but EMR release {release_label} runs Spark {line}: "
+            "run `make venv` (requirements-emr.txt)"
+        )
+    return home, str(python)
+
+
+def find_spark_environment(release_label: str | None = None) -> SparkEnvironment:
+    """The local Spark setup for an EMR release's steps (None: the project's own pyspark).
+
+    Raises RehearsalEnvironmentError naming what is missing.
+    """
     java, java_home = _java_binary()
     major = _java_major(java)
     if major < MIN_JAVA_MAJOR:
@@ -100,4 +161,7 @@ def find_spark_environment() -> SparkEnvironment:
             f"rehearsal: java {major} at {java} is too old for Spark 4: install Java {MIN_JAVA_MAJOR} "
             f"(apt-get install openjdk-{MIN_JAVA_MAJOR}-jre-headless) or point JAVA_HOME at it"
         )
-    return SparkEnvironment(spark_home=_pyspark_home(), java_home=java_home, python=sys.executable)
+    if release_label is None:
+        return SparkEnvironment(spark_home=_pyspark_home(), java_home=java_home, python=sys.executable)
+    home, python = _release_spark(release_label)
+    return SparkEnvironment(spark_home=_checked_home(home), java_home=java_home, python=python)

@@ -56,6 +56,18 @@ class StepCommand:
     tool: str
     args: tuple[str, ...]
 
+    @property
+    def driver_in_cluster(self) -> bool:
+        """spark-submit with ``--deploy-mode cluster``: on EMR the driver runs in a YARN container,
+        so its output goes to the container's logs, not to the step's stdout/stderr."""
+        if self.tool != "spark-submit":
+            return False
+        options, _ = _split_spark_submit(list(self.args), keep_cluster_options=True)
+        pairs = dict(zip(options[::2], options[1::2]))
+        confs = dict(value.split("=", 1) for name, value in zip(options[::2], options[1::2]) if name in ("--conf", "-c") and "=" in value)
+        mode = pairs.get("--deploy-mode") or confs.get("spark.submit.deployMode", "client")
+        return mode.strip() == "cluster"
+
     def s3_locations(self) -> list[S3Location]:
         """Every distinct s3:// location named anywhere in the arguments, in order of appearance."""
         seen: dict[S3Location, None] = {}
@@ -116,7 +128,7 @@ def local_argv(
     return [spark_submit, "--master", LOCAL_MASTER, *options, *confs, *application]
 
 
-def _split_spark_submit(args: list[str]) -> tuple[list[str], list[str]]:
+def _split_spark_submit(args: list[str], *, keep_cluster_options: bool = False) -> tuple[list[str], list[str]]:
     """Split spark-submit args into kept options and [primary resource, app args...]."""
     kept: list[str] = []
     index = 0
@@ -137,8 +149,8 @@ def _split_spark_submit(args: list[str]) -> tuple[list[str], list[str]]:
         else:
             raise UnsupportedStepError(f"spark-submit option {arg!r} is missing its value")
         if name in ("--conf", "-c"):
-            if value.split("=", 1)[0].strip() not in _CLUSTER_ONLY_CONFS:
+            if keep_cluster_options or value.split("=", 1)[0].strip() not in _CLUSTER_ONLY_CONFS:
                 kept += ["--conf", value]
-        elif name not in _CLUSTER_ONLY_OPTIONS:
+        elif keep_cluster_options or name not in _CLUSTER_ONLY_OPTIONS:
             kept += [name, value]
     return kept, []

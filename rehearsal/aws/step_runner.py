@@ -75,7 +75,7 @@ class StepRunner:
         mirror: S3Mirror,
         workdir: Path,
         poll_interval: float,
-        spark: SparkEnvironment,
+        spark_for_release: Callable[[str], SparkEnvironment],
         step_env: dict[str, str],
     ):
         self._clusters = clusters
@@ -83,7 +83,8 @@ class StepRunner:
         self._mirror = mirror
         self._workdir = workdir
         self._poll_interval = poll_interval
-        self._spark = spark
+        # Each cluster's steps run on its release's Spark line (spark_env.SPARK_LINES).
+        self._spark_for_release = spark_for_release
         self._step_env = step_env
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -120,6 +121,10 @@ class StepRunner:
 
     def step_log_dir(self, cluster_id: str, step_id: str) -> Path:
         return step_log_dir(self._workdir, cluster_id, step_id)
+
+    def container_log_dir(self, cluster_id: str, step_id: str) -> Path:
+        """Where a cluster-mode driver's stdout/stderr go (EMR: the YARN container logs)."""
+        return self._workdir / cluster_id / "containers" / _application_id(step_id) / "driver"
 
     def idle(self) -> bool:
         """True when no step runs and no emulated cluster has a step waiting to run."""
@@ -269,8 +274,20 @@ class StepRunner:
             argv = self._argv(command, cluster)
             with controller.open("a") as handle:
                 handle.write(f"local command: {shlex.join(argv)}\n")
+            # --deploy-mode cluster: the driver's output goes to its YARN container's logs, and the
+            # step's own output is spark-submit's client report only, as on EMR.
+            driver_dir = self.container_log_dir(cluster.id, step.id) if command.driver_in_cluster else None
+            if driver_dir is not None:
+                driver_dir.mkdir(parents=True, exist_ok=True)
+                stdout_path.touch()  # the step still has its (client's) stdout, as on EMR
+                run_out, run_err = driver_dir / "stdout", driver_dir / "stderr"
+            else:
+                run_out, run_err = stdout_path, stderr_path
             try:
-                status = self._execute(cluster, step, argv, stdout_path, stderr_path)
+                status = self._execute(cluster, step, argv, run_out, run_err)
+                if driver_dir is not None:
+                    _write_client_report(stderr_path, step.id, status)
+                    status = 0 if status == 0 else 1  # spark-submit's own exit status for a failed application
             finally:
                 pushed = self._mirror.push(locations, before)
                 with controller.open("a") as handle:
@@ -294,6 +311,11 @@ class StepRunner:
             return StepOutcome("FAILED", reason)
         finally:
             self._publish_logs(cluster, step, (stdout_path, stderr_path, controller))
+            driver_dir = self.container_log_dir(cluster.id, step.id)
+            if driver_dir.is_dir():
+                self._publish_logs(
+                    cluster, step, tuple(driver_dir.iterdir()), folder=f"containers/{_application_id(step.id)}/driver"
+                )
 
     def _locations_for(self, cluster: Cluster, command: StepCommand) -> list[S3Location]:
         """This step's s3:// locations plus those of the cluster's earlier steps.
@@ -318,10 +340,11 @@ class StepRunner:
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
         }
+        spark = self._spark_for_release(cluster.release_label)
         return local_argv(
             command,
-            spark_sql=str(self._spark.spark_sql),
-            spark_submit=str(self._spark.spark_submit),
+            spark_sql=str(spark.spark_sql),
+            spark_submit=str(spark.spark_submit),
             cluster_confs=confs,
             to_local=self._mirror.to_local,
         )
@@ -337,7 +360,7 @@ class StepRunner:
         home = self.cluster_dir(cluster.id)
         # Only the emulator's endpoint and dummy keys: no profile or session token of the caller.
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env = self._spark.process_env({**inherited, **self._step_env})
+        env = self._spark_for_release(cluster.release_label).process_env({**inherited, **self._step_env})
         # Driver JVM options without touching spark.driver.extraJavaOptions, which a step may set.
         env["SPARK_SUBMIT_OPTS"] = (
             f"-Dderby.system.home={home} -Dderby.stream.error.file={home / 'derby.log'} "
@@ -368,16 +391,16 @@ class StepRunner:
                 with self._lock:
                     self._processes.pop(step.id, None)
 
-    def _log_location(self, cluster: Cluster, step: Step, name: str) -> str | None:
+    def _log_location(self, cluster: Cluster, step: Step, name: str, folder: str | None = None) -> str | None:
         if not cluster.log_uri:
             return None
         base = cluster.log_uri if cluster.log_uri.endswith("/") else cluster.log_uri + "/"
-        return f"{base}{cluster.id}/steps/{step.id}/{name}"
+        return f"{base}{cluster.id}/{folder or f'steps/{step.id}'}/{name}"
 
-    def _publish_logs(self, cluster: Cluster, step: Step, files: tuple[Path, ...]) -> None:
+    def _publish_logs(self, cluster: Cluster, step: Step, files: tuple[Path, ...], folder: str | None = None) -> None:
         s3 = self._clients("s3")
         for path in files:
-            uri = self._log_location(cluster, step, path.name)
+            uri = self._log_location(cluster, step, path.name, folder)
             if uri is None or not path.exists():
                 continue
             target = S3Location.parse(uri)
@@ -385,6 +408,24 @@ class StepRunner:
                 s3.upload_file(str(path), target.bucket, target.key)
             except Exception as exc:  # like EMR, an unwritable LogUri loses logs, not the step
                 log.warning("step runner: cannot upload %s to %s: %s", path, uri, exc)
+
+
+def _application_id(step_id: str) -> str:
+    return f"application_{step_id.replace('-', '_')}"
+
+
+def _write_client_report(stderr_path: Path, step_id: str, status: int) -> None:
+    """What spark-submit's YARN client prints for a cluster-mode application, in place of the driver's output."""
+    application = _application_id(step_id)
+    final = "SUCCEEDED" if status == 0 else "FAILED"
+    lines = [f"INFO Client: Application report for {application} (state: FINISHED, final status: {final})"]
+    if status != 0:
+        lines.append(
+            f'Exception in thread "main" org.apache.spark.SparkException: '
+            f"Application {application} finished with failed status"
+        )
+    with stderr_path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def step_log_dir(runner_workdir: Path, cluster_id: str, step_id: str) -> Path:

@@ -88,3 +88,32 @@ def test_an_object_that_is_also_a_prefix_is_a_clear_error(local_aws, mirror, pre
     put(local_aws, prefix + "both/child")
     with pytest.raises(MirrorConflictError, match="both an object and a prefix"):
         mirror.pull([S3Location(BUCKET, prefix)])
+
+
+def test_push_uploads_in_the_order_the_step_wrote_the_files(local_aws, tmp_path, prefix):
+    import os
+
+    uploads = []
+
+    class RecordingClient:
+        def __init__(self, client):
+            self._client = client
+
+        def upload_file(self, path, bucket, key):
+            uploads.append(key)
+            return self._client.upload_file(path, bucket, key)
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+    mirror = S3Mirror(RecordingClient(local_aws.client("s3")), tmp_path / "mirror")
+    location = S3Location(BUCKET, prefix + "out/")
+    before = mirror.pull([location])
+    root = mirror.local_path(location)
+    (root / "runs" / "r1").mkdir(parents=True)
+    for age, name in enumerate(["runs/r1/part-00000.parquet", "runs/r1/_SUCCESS", "_LATEST"]):
+        (root / name).write_text(name)
+        os.utime(root / name, ns=(1_000_000_000 * (age + 1),) * 2)
+    mirror.push([location], before)
+
+    assert uploads == [prefix + "out/runs/r1/part-00000.parquet", prefix + "out/runs/r1/_SUCCESS", prefix + "out/_LATEST"]

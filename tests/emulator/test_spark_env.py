@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from rehearsal.aws import RehearsalEnvironmentError, find_spark_environment
+from rehearsal.aws import RehearsalEnvironmentError, find_spark_environment, spark_env
 
 
 def test_finds_pyspark_spark_sql_and_spark_submit():
@@ -34,3 +37,27 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(RehearsalEnvironmentError, match=r"java 11 .* too old for Spark 4: install Java 17"):
         find_spark_environment()
+
+
+def test_an_emr_release_gets_its_own_spark_line():
+    spark = find_spark_environment("emr-7.10.0")
+    assert spark.python == str(spark_env.INTERPRETERS["3.5"])
+    assert spark.spark_submit.is_file()
+    assert any((spark.spark_home / "jars").glob("spark-core_2.12-3.5.*.jar")), "Spark 3.5 on Scala 2.12, as EMR 7"
+
+
+def test_a_release_without_a_known_spark_line_is_refused():
+    with pytest.raises(RehearsalEnvironmentError, match=r"no local Spark line known for EMR release 'emr-6.15.0'.*emr-7\.\*"):
+        find_spark_environment("emr-6.15.0")
+
+
+def test_a_missing_release_interpreter_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(spark_env.INTERPRETERS, "3.5", tmp_path / "nowhere" / "bin" / "python")
+    with pytest.raises(RehearsalEnvironmentError, match=r"emr-7.10.0 runs Spark 3.5, but its interpreter .* is not installed: run `make venv`"):
+        find_spark_environment("emr-7.10.0")
+
+
+def test_an_interpreter_on_another_line_is_refused(monkeypatch):
+    monkeypatch.setitem(spark_env.INTERPRETERS, "3.5", Path(sys.executable))  # the project's pyspark 4
+    with pytest.raises(RehearsalEnvironmentError, match=r"has pyspark 4\.\S+, but EMR release emr-7.10.0 runs Spark 3.5"):
+        find_spark_environment("emr-7.10.0")

@@ -63,8 +63,8 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
     for step_id in ids:
         for name in ("stdout", "stderr", "controller"):
             assert f"emr/{cluster_id}/steps/{step_id}/{name}" in log_keys
-    stdout = local_aws.step_log_dir(cluster_id, ids[1]) / "stdout"
-    assert "wrote 200 rows" in stdout.read_text()
+    driver_stdout = local_aws.workdir / "emr" / cluster_id / "containers" / f"application_{ids[1].replace('-', '_')}" / "driver" / "stdout"
+    assert "wrote 200 rows" in driver_stdout.read_text()  # --deploy-mode cluster: the container's log
     cluster_home = local_aws.workdir / "emr" / cluster_id
     assert (cluster_home / "metastore_db").is_dir() and (cluster_home / "warehouse" / "emu.db").is_dir()
     assert (cluster_home / "derby.log").is_file()
@@ -91,6 +91,29 @@ def test_failing_step_reports_its_exit_status_and_error_and_cancels_the_next(loc
     assert details["LogFile"].endswith(f"{cluster_id}/steps/{ids[0]}/stderr")
     assert cancelled["Status"]["State"] == "CANCELLED"
     assert wait_for(lambda: cluster_state(local_aws, cluster_id)["State"] == "WAITING", timeout=10)
+
+
+def test_cluster_deploy_mode_sends_the_drivers_output_to_the_container_log_not_the_step(local_aws):
+    """As on EMR: with --deploy-mode cluster the driver's error line is in the YARN container's log;
+    the step's stderr and FailureDetails only know that the application failed."""
+    steps_uri = local_aws.pipeline_config["steps_uri"]
+    cluster_id = start_cluster(local_aws)
+    [step_id] = add_steps(
+        local_aws, cluster_id, [command_step("fail", ["spark-submit", "--deploy-mode", "cluster", steps_uri + "fail.py"], "CONTINUE")]
+    )
+    [failed] = wait_for_steps(local_aws, cluster_id, [step_id], timeout=SPARK_TIMEOUT)
+
+    details = failed["Status"]["FailureDetails"]
+    application = f"application_{step_id.replace('-', '_')}"
+    assert details["Reason"] == f'Exception in thread "main" org.apache.spark.SparkException: Application {application} finished with failed status'
+    assert "exit status 1" in details["Message"]
+    assert "fixture failure" not in (local_aws.step_log_dir(cluster_id, step_id) / "stderr").read_text()
+    container_log = f"{local_aws.pipeline_config['log_uri']}{cluster_id}/containers/{application}/driver/"
+    keys = local_aws.list_keys(container_log)
+    driver_output = b"".join(
+        local_aws.client("s3").get_object(Bucket=container_log.split("/")[2], Key=key)["Body"].read() for key in keys
+    )
+    assert b"error: fixture failure on purpose" in driver_output
 
 
 def test_terminating_the_cluster_kills_the_running_step_and_cancels_pending_ones(local_aws, tmp_path):
@@ -130,47 +153,51 @@ def test_terminating_the_cluster_kills_the_running_step_and_cancels_pending_ones
 REAL_STEPS = REPO_ROOT / "emr_steps"
 
 
-@pytest.mark.skipif(
-    not (REAL_STEPS / "load_customers.hql").is_file() or not (REAL_STEPS / "sort_by_spending_score.py").is_file(),
-    reason="emr_steps/ not present",
-)
-def test_the_real_emr_steps_sort_the_real_dataset(local_aws):
-    """dag_2's step shapes (airflow_assets/dags/emr_pipeline/steps.py) on emr_steps/ and the real CSV."""
+def test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line(local_aws):
+    """dag_2's steps on emr_steps/ and the real CSV, with another CSV beside it that must be ignored."""
     config = local_aws.pipeline_config
-    for name in ("load_customers.hql", "sort_by_spending_score.py"):
-        local_aws.upload(REAL_STEPS / name, config["steps_uri"] + name)
+    steps_uri, errors = config["steps_uri"], f"{config['log_uri']}pipeline-errors/"
+    for name in ("load_customers.py", "sort_by_spending_score.py"):
+        local_aws.upload(REAL_STEPS / name, steps_uri + name)
     local_aws.upload(DATASET, config["input_uri"])
+    local_aws.upload_bytes(b"CustomerID,Genre\n999,Other\n", input_prefix(local_aws) + "another.csv")
     output = config["output_uri"]
 
     cluster_id = start_cluster(local_aws)
     ids = add_steps(
         local_aws,
         cluster_id,
-        [
+        [  # the shapes tests/pipeline/test_dag_structure.py pins for dag_2
             command_step(
                 "load_customers_into_hive",
-                ["hive", "-f", config["steps_uri"] + "load_customers.hql",
-                 "--hivevar", f"input_location={input_prefix(local_aws)}",
-                 "--hivevar", f"database={config['hive_database']}"],
+                ["spark-submit", "--deploy-mode", "cluster", "--py-files", steps_uri + "sort_by_spending_score.py",
+                 steps_uri + "load_customers.py", "--input", config["input_uri"], "--database", config["hive_database"],
+                 "--failure-summary", errors + "load.txt"],
                 "CONTINUE",
             ),
             command_step(
                 "sort_customers_by_spending_score",
-                ["spark-submit", "--deploy-mode", "cluster", config["steps_uri"] + "sort_by_spending_score.py",
-                 "--source-table", f"{config['hive_database']}.customers", "--output", output],
+                ["spark-submit", "--deploy-mode", "cluster", steps_uri + "sort_by_spending_score.py",
+                 "--source-table", f"{config['hive_database']}.customers", "--output", output,
+                 "--failure-summary", errors + "sort.txt"],
                 "CONTINUE",
             ),
         ],
-    )
+    )  # fmt: skip
     steps = wait_for_steps(local_aws, cluster_id, ids, timeout=SPARK_TIMEOUT)
     assert [step["Status"]["State"] for step in steps] == ["COMPLETED", "COMPLETED"], [
         step["Status"] for step in steps
     ]
+    for step_id in ids:  # run by the Spark line of the cluster's release (emr-7.x: 3.5, .venv-emr)
+        controller = (local_aws.step_log_dir(cluster_id, step_id) / "controller").read_text()
+        assert ".venv-emr/" in controller and "/pyspark/bin/spark-submit" in controller
 
-    table = local_aws.read_parquet(output)
+    table = local_aws.read_published(output)
     rows = list(zip(table.column("spending_score").to_pylist(), table.column("customer_id").to_pylist()))
-    assert table.num_rows == 200
+    assert table.num_rows == 200, "exactly the named object's rows, not another.csv beside it"
     assert rows == sorted(rows)
     expected_ids = [int(line.split(",")[0]) for line in Path(DATASET).read_text().splitlines()[1:] if line.strip()]
     assert sorted(table.column("customer_id").to_pylist()) == sorted(expected_ids)
-    assert not any("_tmp_" in key for key in local_aws.list_keys(config["output_uri"].rsplit("/", 2)[0] + "/"))
+    keys = local_aws.list_keys(output)
+    prefix = output.split("/", 3)[3]
+    assert all(key.startswith(prefix) for key in keys) and f"{prefix}_LATEST" in keys

@@ -64,6 +64,8 @@ def test_a_narrow_ui_cidr_is_accepted():
         ("input_uri", "https://bucket/key.csv", "'input_uri': 'https://bucket/key.csv' is not an s3://bucket/key URI"),
         ("input_uri", "s3://bucket/prefix/", "must name the CSV object"),
         ("output_uri", "/tmp/out", "'output_uri'"),
+        ("output_uri", "s3://bucket//", "'output_uri': 's3://bucket//' is a bucket root"),
+        ("input_uri", "s3://bucket/Mall_Customers.csv", "is at the bucket root; put the CSV under a prefix"),
         ("region", "mars-1", "'region'"),
         ("nat_gateways", 0, "'nat_gateways': 0 is outside 1..2"),
         ("api_server_instance_type", "large", "'api_server_instance_type'"),

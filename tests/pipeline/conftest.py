@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 
 import pytest
-from pipeline_support import DAGS_FOLDER, EMR_STEPS, PIPELINE_CONFIG, load_module
+from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG, SPARK_LINES, spark_environment
 
 # Unset so the in-process emulator, not some endpoint from the caller's shell, answers.
 _UNSET = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN")
@@ -117,24 +116,7 @@ def aws(pipeline_environment, moto_endpoint, monkeypatch):
         yield ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
 
 
-@pytest.fixture(scope="package")
-def sort_job():
-    return load_module(EMR_STEPS / "sort_by_spending_score.py")
-
-
-@pytest.fixture(scope="package")
-def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("tests-pipeline")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # its shutdown chatter outlives pytest's capture
-    yield session
-    session.stop()
+@pytest.fixture(scope="package", params=list(SPARK_LINES))
+def spark_line(request):
+    """The Spark (spark-submit, spark-sql, Python) of each line the EMR step code must run on."""
+    return spark_environment(request.param)

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the rehearsal package locates each Spark line
+    sys.path.insert(0, str(REPO))
+from rehearsal.aws.spark_env import SparkEnvironment, find_spark_environment  # noqa: E402
+
 DAGS_FOLDER = REPO / "airflow_assets" / "dags"
 EMR_STEPS = REPO / "emr_steps"
 if str(REPO) not in sys.path:
@@ -72,3 +79,38 @@ def load_module(path: Path):
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     return module
+
+
+# The Spark lines every EMR step test runs on: the project's own pyspark, and the line of the configured
+# EMR release (emr-7.x: Spark 3.5, its interpreter .venv-emr from `make venv`).
+SPARK_LINES = {"project-pyspark": None, PIPELINE_CONFIG["release_label"]: PIPELINE_CONFIG["release_label"]}
+SUBMIT_CONF = [
+    "--master", "local[2]",
+    "--conf", "spark.ui.enabled=false",
+    "--conf", "spark.sql.shuffle.partitions=2",
+    "--conf", "spark.driver.memory=1g",
+]  # fmt: skip
+
+
+def spark_environment(line: str) -> SparkEnvironment:
+    return find_spark_environment(SPARK_LINES[line])
+
+
+def spark_tool(spark: SparkEnvironment, tool: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``spark-submit``/``spark-sql`` of that Spark line, its Python as the driver's and workers'."""
+    env = spark.process_env(dict(os.environ))
+    return subprocess.run(
+        [str(spark.spark_home / "bin" / tool), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_job_batch(spark: SparkEnvironment, job: Path, cases: list[dict], workdir: Path) -> dict[str, list[dict]]:
+    """All ``cases`` of ``job`` in one spark-submit (tests/pipeline/job_batch.py); results by case id."""
+    cases_file, results_file = workdir / "cases.json", workdir / "results.json"
+    cases_file.write_text(json.dumps(cases))
+    driver = Path(__file__).with_name("job_batch.py")
+    result = spark_tool(
+        spark, "spark-submit", *SUBMIT_CONF, str(driver), str(job), str(cases_file), str(results_file), cwd=workdir, timeout=600
+    )
+    assert result.returncode == 0 and results_file.is_file(), (result.stdout + result.stderr)[-4000:]
+    return json.loads(results_file.read_text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import email
+import json
 import threading
 import time
 from email import policy
@@ -20,7 +21,7 @@ from pipeline_support import PIPELINE_CONFIG
 DATA_DAG = "dag_2"
 
 
-def settle_triggered_runs(outcome: str, stop: threading.Event, seen: list) -> None:
+def settle_triggered_runs(outcome: str, stop: threading.Event, seen: list, prepare=None) -> None:
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -36,6 +37,8 @@ def settle_triggered_runs(outcome: str, stop: threading.Event, seen: list) -> No
                         ti.state = TaskInstanceState.SUCCESS
                     else:
                         ti.state = TaskInstanceState.FAILED if ti.task_id == "load_into_hive" else TaskInstanceState.UPSTREAM_FAILED
+                if prepare is not None:  # what dag_2's EMR steps would have left behind
+                    prepare(dict(run.conf or {}))
                 run.state = DagRunState.SUCCESS if outcome == "success" else DagRunState.FAILED
                 seen.append((run.run_id, run.logical_date, dict(run.conf or {}), len(tis)))
         time.sleep(0.2)
@@ -66,9 +69,9 @@ def triggers_run(caplog) -> int:
 def run_dag_1(airflow_db, aws, dagbag):
     """Run dag_1 once; dag_2's run is settled with ``dag_2_outcome``. Returns (dag_1 run, dag_2 runs)."""
 
-    def run(dag_2_outcome: str = "success"):
+    def run(dag_2_outcome: str = "success", prepare=None):
         stop, seen = threading.Event(), []
-        helper = threading.Thread(target=settle_triggered_runs, args=(dag_2_outcome, stop, seen), daemon=True)
+        helper = threading.Thread(target=settle_triggered_runs, args=(dag_2_outcome, stop, seen, prepare), daemon=True)
         helper.start()
         try:
             dag_run = dagbag.dags["dag_1"].test()
@@ -183,6 +186,23 @@ def test_failed_creation_skips_everything_but_the_mail(run_dag_1, aws, dagbag, m
     assert "FAILED" in subject and "dag_1.create_emr_cluster (failed)" in body and "not created" in body
 
 
+def test_create_failing_after_run_job_flow_terminates_its_cluster(run_dag_1, aws, monkeypatch):
+    """E.g. DescribeCluster (for the log link) refused: the cluster exists but its id never reached XCom."""
+    from airflow.providers.amazon.aws.operators import emr as emr_operators
+    from botocore.exceptions import ClientError
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "DescribeCluster")
+
+    monkeypatch.setattr(emr_operators, "get_log_uri", refused)
+    dag_run, triggered = run_dag_1("success")
+
+    assert dag_run.state == "failed" and triggered == []
+    assert task_states(dag_run)["create_emr_cluster"] == "failed"
+    [cluster] = emr().list_clusters()["Clusters"]
+    assert cluster["Status"]["State"] in {"TERMINATING", "TERMINATED"}, "no cluster is left to idle"
+
+
 def test_every_run_triggers_a_fresh_dag_2_run(run_dag_1, aws):
     first, first_triggered = run_dag_1("success")
     second, second_triggered = run_dag_1("success")
@@ -283,12 +303,15 @@ def test_dag_2_adds_both_steps_in_order_and_waits_for_each(run_dag_2, sensor_mod
     assert dag_run.state == "success"
     assert triggers_run(caplog) == (2 if sensor_mode == "deferrable" else 0)  # each step sensor deferred
     assert [s["Name"] for s in steps] == ["load_customers_into_hive", "sort_customers_by_spending_score"]
-    hive, spark = (s["Config"] for s in steps)
-    assert hive["Jar"] == spark["Jar"] == "command-runner.jar"
-    assert hive["Args"][:3] == ["hive", "-f", PIPELINE_CONFIG["steps_uri"] + "load_customers.hql"]
-    assert "input_location=s3://data-bucket/input/mall_customers/" in hive["Args"]
+    load, spark = (s["Config"] for s in steps)
+    assert load["Jar"] == spark["Jar"] == "command-runner.jar"
+    assert load["Args"][:6] == [
+        "spark-submit", "--deploy-mode", "cluster", "--py-files",
+        PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py", PIPELINE_CONFIG["steps_uri"] + "load_customers.py",
+    ]  # fmt: skip
+    assert ["--input", PIPELINE_CONFIG["input_uri"]] == load["Args"][6:8]  # exactly the object, not its folder
     assert spark["Args"][:4] == ["spark-submit", "--deploy-mode", "cluster", PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py"]
-    assert spark["Args"][-2:] == ["--output", PIPELINE_CONFIG["output_uri"]]
+    assert spark["Args"][6:8] == ["--output", PIPELINE_CONFIG["output_uri"]]
 
 
 @pytest.mark.parametrize("sensor_mode", ["deferrable", "reschedule"], indirect=True)
@@ -314,3 +337,71 @@ def test_job_flow_with_core_nodes_is_valid_run_job_flow_input(aws):
 
     groups = emr().list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]
     assert sorted((g["InstanceGroupType"], g["RequestedInstanceCount"]) for g in groups) == [("CORE", 2), ("MASTER", 1)]
+
+
+SORT_JOB_POINTER = {
+    "run": "runs/20261201T000000000Z-0123abcd/", "rows": 200, "sorted_by": ["spending_score", "customer_id"],
+    "columns": [{"name": n, "type": t} for n, t in [("customer_id", "int"), ("gender", "string"), ("age", "int"),
+                                                     ("annual_income_k_usd", "int"), ("spending_score", "int")]],
+}  # fmt: skip
+
+
+def put_object(uri: str, body: str) -> None:
+    import boto3
+
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"))
+
+
+def test_pointer_name_matches_the_sort_job():
+    from emr_pipeline.diagnosis import LATEST_POINTER
+    from pipeline_support import EMR_STEPS
+
+    assert f"LATEST = {LATEST_POINTER!r}".replace("'", '"') in (EMR_STEPS / "sort_by_spending_score.py").read_text()
+
+
+def test_success_mail_states_the_published_run_and_output_schema(run_dag_1, aws):
+    def publish(conf):  # what the sort job writes last
+        put_object(conf["output_uri"] + "_LATEST", json.dumps(SORT_JOB_POINTER))
+
+    dag_run, _ = run_dag_1("success", prepare=publish)
+
+    assert dag_run.state == "success"
+    _, body = only_mail(aws)
+    output = PIPELINE_CONFIG["output_uri"]
+    assert f"published run: {output}runs/20261201T000000000Z-0123abcd/, 200 rows; readers follow {output}_LATEST" in body
+    assert "Parquet, sorted by spending_score, customer_id:<br>customer_id int<br>gender string<br>age int<br>" in body
+    assert "annual_income_k_usd int<br>spending_score int<br>" in body
+
+
+def test_failure_mail_gives_the_steps_error_line_and_emrs_failure_details(run_dag_1, aws):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+    from rehearsal.aws import emr_state
+
+    log_file = "s3://logs-bucket/emr/j-X/steps/s-X/stderr"
+
+    def fail_the_load(conf):  # the load step failed on bad input, as the job and EMR report it
+        cluster_id = conf["cluster_id"]
+        [step_id] = emr().add_job_flow_steps(JobFlowId=cluster_id, Steps=[{
+            "Name": "load_customers_into_hive", "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "x.py"]},
+        }])["StepIds"]  # fmt: skip
+        cluster = emr_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].clusters[cluster_id]
+        [step] = [s for s in cluster.steps if s.id == step_id]
+        failure = {"Reason": "Unknown Error.", "Message": f"Step {step_id} failed with exit status 2", "LogFile": log_file}
+        emr_state.finish_step(step, "FAILED", reason="Unknown Error.", failure=failure)
+        put_object(
+            f"{PIPELINE_CONFIG['log_uri']}{cluster_id}/pipeline-errors/load_customers_into_hive.txt",
+            "error: line 42: unbalanced quote (a quoted field must end with a quote before the line ends)\n",
+        )
+
+    dag_run, _ = run_dag_1("failed", prepare=fail_the_load)
+
+    assert dag_run.state == "failed"
+    _, body = only_mail(aws)
+    assert "load_customers_into_hive: error: line 42: unbalanced quote" in body
+    assert "FAILED: Unknown Error. - Step " in body and "failed with exit status 2 (log: " + log_file + ")" in body

@@ -85,9 +85,32 @@ def test_sensors_wait_as_configured(dagbag, monkeypatch, dag_id, task_id, settin
     sensor.poll_as_configured()
 
     assert (sensor.deferrable, sensor.mode) == (deferrable, mode)
-    assert (sensor.poke_interval, sensor.timeout) == (30, 7200)
+    if dag_id == "dag_2":
+        assert (sensor.poke_interval, sensor.timeout) == (30, 7200)
     if hasattr(sensor, "max_attempts"):  # EmrStepSensor: its deferral times out after attempts x interval
         assert sensor.max_attempts * sensor.poke_interval == 7200
+
+
+def test_trigger_is_never_retried(dagbag):
+    """A retry after the dag_2 run was created would start a second dag_2 on the same cluster."""
+    assert dagbag.dags["dag_1"].get_task("trigger_dag_2").retries == 0
+
+
+@pytest.mark.parametrize("timeout", [600, 7200, 21600])
+def test_wait_for_dag_2_outlasts_dag_2s_worst_case(dagbag, monkeypatch, timeout):
+    """dag_2 may take each of its step sensors' full timeouts, one after the other."""
+    import copy
+    import json
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_timeout_seconds": timeout}))
+    step_sensors = [copy.copy(t) for t in dagbag.dags["dag_2"].tasks if t.task_id.startswith("wait_for_")]
+    for sensor in step_sensors:
+        sensor.poll_as_configured()
+    wait = copy.copy(dagbag.dags["dag_1"].get_task("wait_for_dag_2"))
+    wait.poll_as_configured()
+
+    assert len(step_sensors) == 2
+    assert wait.timeout > sum(sensor.timeout for sensor in step_sensors)
 
 
 def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):
@@ -210,26 +233,35 @@ def test_dag_2_steps_render_to_conventional_commands(dagbag):
     [step] = load.steps
     assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
     assert step["HadoopJarStep"]["Args"] == [
-        "hive", "-f", "s3://code-bucket/emr_steps/load_customers.hql",
-        "--hivevar", "input_location=s3://data/in/mall/",
-        "--hivevar", "database=mall",
+        "spark-submit", "--deploy-mode", "cluster",
+        "--py-files", "s3://code-bucket/emr_steps/sort_by_spending_score.py", "s3://code-bucket/emr_steps/load_customers.py",
+        "--input", "s3://data/in/mall/Mall_Customers.csv", "--database", "mall",
+        "--failure-summary", "s3://logs-bucket/emr/j-ABCDEF123456/pipeline-errors/load_customers_into_hive.txt",
     ]  # fmt: skip
     sort = render(dag, "sort_and_write_parquet", params=params)
     assert sort.steps[0]["HadoopJarStep"]["Args"] == [
         "spark-submit", "--deploy-mode", "cluster", "s3://code-bucket/emr_steps/sort_by_spending_score.py",
         "--source-table", "mall.customers", "--output", PIPELINE_CONFIG["output_uri"],
+        "--failure-summary", "s3://logs-bucket/emr/j-ABCDEF123456/pipeline-errors/sort_customers_by_spending_score.txt",
     ]  # fmt: skip
     for task_id, add_task in (("wait_for_load_into_hive", "load_into_hive"), ("wait_for_sort_and_write_parquet", "sort_and_write_parquet")):
         sensor = render(dag, task_id, {(add_task, "return_value"): ["s-STEP1"]}, params=params)
         assert (sensor.job_flow_id, sensor.step_id) == ("j-ABCDEF123456", "s-STEP1")
 
 
-@pytest.mark.parametrize("uri", ["Mall_Customers.csv", "s3://bucket-only"])
-def test_input_uri_without_prefix_is_rejected(uri):
-    from emr_pipeline.steps import parent_prefix
-
-    with pytest.raises(ValueError, match="no parent prefix"):
-        parent_prefix(uri)
+@pytest.mark.parametrize(
+    ("task_id", "params", "message"),
+    [
+        ("load_into_hive", {"input_uri": "s3://bucket/Mall_Customers.csv"}, "must name a CSV object inside a prefix"),
+        ("load_into_hive", {"input_uri": "s3://bucket/data/"}, "must name a CSV object inside a prefix"),
+        ("load_into_hive", {"input_uri": "Mall_Customers.csv"}, "is not an s3://bucket/key URI"),
+        ("sort_and_write_parquet", {"output_uri": "s3://bucket/"}, "is a bucket root"),
+        ("sort_and_write_parquet", {"output_uri": "s3://bucket"}, "is a bucket root"),
+    ],
+)
+def test_unusable_uris_fail_the_step_task_with_a_clear_error(dagbag, task_id, params, message):
+    with pytest.raises(ValueError, match=message):
+        render(dagbag.dags["dag_2"], task_id, params={"cluster_id": "j-ABCDEF123456", **params})
 
 
 def test_missing_configuration_is_named():

@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
@@ -18,6 +19,11 @@ from .config import (
     SENSOR_MODES,
     pipeline_config,
 )
+from .steps import STEP_NAMES
+
+# dag_2's sequential step waits (load, sort) and what its scheduling may add on top of them.
+DAG_2_STEP_WAITS = len(STEP_NAMES)
+DAG_2_SCHEDULING_MARGIN_SECONDS = 30 * 60
 
 # XCom key under which the trigger publishes the logical date of the run it created.
 TRIGGERED_LOGICAL_DATE = "trigger_logical_date_iso"
@@ -57,6 +63,26 @@ def logical_date_triggered_by(trigger_task_id: str):
     return triggered_logical_date
 
 
+class NoOrphanEmrCreateJobFlowOperator(EmrCreateJobFlowOperator):
+    """EmrCreateJobFlowOperator that terminates the cluster it created whenever its try then fails.
+
+    The provider cleans up only after a waiter error; anything else after RunJobFlow succeeded (e.g.
+    the DescribeCluster for the log link being refused) fails the task with a live cluster whose id
+    never reached XCom, so dag_1's teardown -- which runs only after a successful setup -- cannot
+    find it, and it would idle until its AutoTerminationPolicy.
+    """
+
+    def execute(self, context):
+        self._job_flow_id = None
+        try:
+            return super().execute(context)
+        except BaseException:
+            if self._job_flow_id:
+                self.log.warning("Terminating EMR cluster %s: the create task failed after creating it", self._job_flow_id)
+                self.hook.conn.terminate_job_flows(JobFlowIds=[self._job_flow_id])
+            raise
+
+
 class _PollsAsConfigured:
     """Take the sensor mode, poke interval and timeout from the pipeline configuration at run time.
 
@@ -89,12 +115,20 @@ class _PollsAsConfigured:
 
 
 class ConfiguredExternalTaskSensor(_PollsAsConfigured, ExternalTaskSensor):
-    """ExternalTaskSensor waiting as configured.
+    """ExternalTaskSensor waiting as configured, for longer than dag_2 can take.
+
+    dag_2 runs ``DAG_2_STEP_WAITS`` step sensors one after the other, each allowed the configured
+    timeout; this sensor allows all of them plus ``DAG_2_SCHEDULING_MARGIN_SECONDS`` for scheduling
+    and adding the steps, so it never gives up on a dag_2 run that may still succeed.
 
     Deferred, the provider evaluates ``execution_date_fn`` before deferring and hands the resulting
     logical dates to its ``WorkflowTrigger``, which reports a run in ``failed_states`` as a failure;
     the deferral's timeout is the configured one.
     """
+
+    def poll_as_configured(self) -> None:
+        super().poll_as_configured()
+        self.timeout = DAG_2_STEP_WAITS * self.timeout + DAG_2_SCHEDULING_MARGIN_SECONDS
 
 
 class ConfiguredEmrStepSensor(_PollsAsConfigured, EmrStepSensor):

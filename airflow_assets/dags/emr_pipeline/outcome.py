@@ -17,7 +17,9 @@ _MAIL = Environment(autoescape=True).from_string(
 <tr><th align="left">Failed tasks</th><td>{% for t in o.failed_tasks %}{{ t }}<br>{% else %}none{% endfor %}</td></tr>
 <tr><th align="left">EMR cluster</th><td>{{ o.cluster_id or "not created" }}</td></tr>
 <tr><th align="left">Triggered run</th><td>{{ o.triggered_run_id or "none" }}</td></tr>
-<tr><th align="left">Output</th><td>{{ o.output_uri }}</td></tr>
+<tr><th align="left">Why</th><td>{% for r in o.reasons %}{{ r }}<br>{% else %}{{ "-" if o.succeeded else "no reason reported by EMR or the steps; see the task logs" }}{% endfor %}</td></tr>
+<tr><th align="left">Output</th><td>{{ o.output_uri }}{% if o.published %} (published run: {{ o.output_uri }}{{ o.published.run }}, {{ o.published.rows }} rows; readers follow {{ o.output_uri }}_LATEST){% endif %}</td></tr>
+{% if o.published %}<tr><th align="left">Output schema</th><td>Parquet, sorted by {{ o.published.sorted_by | join(", ") }}:<br>{% for c in o.published.columns %}{{ c.name }} {{ c.type }}<br>{% endfor %}</td></tr>{% endif %}
 <tr><th align="left">Duration</th><td>{{ o.duration }}</td></tr>
 </table>
 """
@@ -33,6 +35,8 @@ class Outcome:
     output_uri: str
     duration: timedelta
     failed_tasks: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # emr_pipeline.diagnosis.failure_reasons
+    published: dict | None = None  # the output's _LATEST pointer, shown on success
 
     @property
     def succeeded(self) -> bool:
