@@ -33,10 +33,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Spark and Hadoop resolve the machine's own name; a root without an /etc/hosts entry fails deep in a step.
-host=$(hostname)
-if ! getent hosts "$host" >/dev/null; then
-  echo "setup: $host does not resolve; adding '127.0.1.1 $host' to /etc/hosts"
-  echo "127.0.1.1 $host" >> /etc/hosts
+if [[ $profile != build ]] && command -v getent >/dev/null && ! getent hosts "$HOSTNAME" >/dev/null; then
+  echo "setup: $HOSTNAME does not resolve; adding '127.0.1.1 $HOSTNAME' to /etc/hosts"
+  echo "127.0.1.1 $HOSTNAME" >> /etc/hosts
 fi
 [[ $profile == full ]] || exit 0
 

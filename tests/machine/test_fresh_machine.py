@@ -92,6 +92,9 @@ def copy_of_the_clone(tmp_path: Path) -> Path:
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, clone / name)
     assert not (tmp_path / "shared").exists()
+    # Installed like the original: `make venv` built the EMR release's interpreter there.
+    if (REPO_ROOT / ".venv-emr").is_dir():
+        (clone / ".venv-emr").symlink_to(REPO_ROOT / ".venv-emr")
     return clone
 
 
