@@ -33,9 +33,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Spark and Hadoop resolve the machine's own name; a root without an /etc/hosts entry fails deep in a step.
-if [[ $profile != build ]] && command -v getent >/dev/null && ! getent hosts "$HOSTNAME" >/dev/null; then
-  echo "setup: $HOSTNAME does not resolve; adding '127.0.1.1 $HOSTNAME' to /etc/hosts"
-  echo "127.0.1.1 $HOSTNAME" >> /etc/hosts
+# (A root made by debootstrap has an /etc/hosts without even localhost.)
+if [[ $profile != build ]] && command -v getent >/dev/null; then
+  for entry in "127.0.0.1 localhost" "127.0.1.1 $HOSTNAME"; do
+    if ! getent hosts "${entry#* }" >/dev/null; then
+      echo "setup: ${entry#* } does not resolve; adding '$entry' to /etc/hosts"
+      echo "$entry" >> /etc/hosts
+    fi
+  done
 fi
 [[ $profile == full ]] || exit 0
 
