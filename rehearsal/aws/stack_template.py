@@ -11,6 +11,8 @@ does not fit the template's shape is an error, so seed and stack cannot drift ap
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -37,9 +39,46 @@ class SynthesizedStack:
     seconds: float
 
 
+# Everything app.py's synthesis reads (stacks/config.py resolves the dataset under the repo), and the
+# libraries that render it: a change to any of them is a new cache key.
+SYNTH_INPUTS = ("app.py", "cdk.json", "requirements-airflow.txt", "stacks", "airflow_assets", "emr_steps", "sample_data")
+SYNTH_LIBRARIES = ("aws-cdk-lib", "cdk-nag", "constructs")
+
+
+def synth_cache_key() -> str:
+    digest = hashlib.sha256()
+    for library in SYNTH_LIBRARIES:
+        digest.update(f"{library}=={importlib.metadata.version(library)}\n".encode())
+    for name in SYNTH_INPUTS:
+        root = REPO_ROOT / name
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(f"{path.relative_to(REPO_ROOT)}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "airflow-emr-rehearsal"
+
+
 @functools.cache
 def synthesized_stack() -> SynthesizedStack:
-    """The default (dev) stack of app.py, synthesized once per process."""
+    """The default (dev) stack of app.py: synthesized once per process, or read from the cache of the same inputs."""
+    started = time.monotonic()
+    cached = _cache_dir() / f"template-{synth_cache_key()}.json"
+    if cached.is_file():
+        data = json.loads(cached.read_text())
+        return SynthesizedStack(data["template"], data["stack_name"], time.monotonic() - started)
+    stack = _synthesize()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"template": stack.template, "stack_name": stack.stack_name}))
+    partial.replace(cached)  # atomic: parallel processes never read half a file
+    return SynthesizedStack(stack.template, stack.stack_name, time.monotonic() - started)
+
+
+def _synthesize() -> SynthesizedStack:
     started = time.monotonic()
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     if str(REPO_ROOT) not in sys.path:

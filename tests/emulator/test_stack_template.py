@@ -63,3 +63,20 @@ def test_references_become_the_seeded_names_and_the_templates_literals_win():
 def test_a_seeded_value_the_template_cannot_produce_is_an_error():
     with pytest.raises(ValueError, match=r"seeded emr_pipeline.log_uri 's3://airflow-emr-logs/logs/' does not fit the template's 's3://<Logs>/emr/'"):
         bind(seeded(log_uri="s3://airflow-emr-logs/logs/"))
+
+
+def test_the_synthesis_cache_key_changes_with_any_input_of_the_synthesis(tmp_path, monkeypatch):
+    from rehearsal.aws import stack_template
+
+    for name in ("app.py", "cdk.json", "stacks/airflow_stack.py", "airflow_assets/bootstrap/node.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    monkeypatch.setattr(stack_template, "REPO_ROOT", tmp_path)
+    keys = {stack_template.synth_cache_key()}
+    for name in ("cdk.json", "stacks/airflow_stack.py", "airflow_assets/bootstrap/node.py"):
+        (tmp_path / name).write_text(name + " changed")
+        keys.add(stack_template.synth_cache_key())
+    (tmp_path / "emr_steps").mkdir()
+    (tmp_path / "emr_steps" / "new_job.py").write_text("")
+    keys.add(stack_template.synth_cache_key())
+    assert len(keys) == 5
