@@ -1,4 +1,4 @@
-"""A moto server whose API calls the rehearsal can hold, so a fault drill can strike mid-call.
+"""A moto server whose API calls the rehearsal can hold (fault drills) and authorise (IAM).
 
 A drill such as "kill the Celery worker while a task is running" needs the task to be running when
 the kill lands. Emulated calls answer in milliseconds, so polling for a running task races against
@@ -15,6 +15,8 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from rehearsal.aws.iam_gate import IamGate, denial_response, parse_call
 
 # A forgotten hold must not wedge a whole run: past this, held calls go through anyway.
 MAX_HOLD_SECONDS = 300.0
@@ -57,7 +59,7 @@ def _operation(environ: dict[str, Any]) -> str:
 
 
 class GatedMotoServer:
-    """moto's server app on loopback in a thread, with `hold(operation)` in front of it."""
+    """moto's server app on loopback in a thread, with `hold(operation)` and an optional IAM gate in front."""
 
     def __init__(self, port: int = 0):
         self._port = port
@@ -66,8 +68,19 @@ class GatedMotoServer:
         self._backend = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        # Set once the principals are known; until then (seeding) every call is the rehearsal's own.
+        self.iam: IamGate | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        gate = self.iam
+        if gate is not None and not environ.get("PATH_INFO", "").startswith("/moto-api/"):
+            call = parse_call(environ)
+            denial = gate.check(call)
+            if denial is not None:
+                status, headers, body = denial_response(call, denial)
+                start_response(f"{status} {'Forbidden' if status == 403 else 'Bad Request'}",
+                               [*headers.items(), ("Content-Length", str(len(body)))])
+                return [body]
         with self._holds_lock:
             held = self._holds.get(_operation(environ))
         if held is not None:

@@ -80,19 +80,20 @@ class Principal:
 # Facts about actions, from parliament's IAM database
 
 
-def _service(prefix: str) -> dict:
-    for service in iam_definition():
-        if service["prefix"] == prefix:
-            return service
-    raise ValueError(f"unknown IAM service prefix {prefix!r}")
+def _services(prefix: str) -> list[dict]:
+    # Several services share a prefix (ses: SES v1, SES v2, Pinpoint Email, Mail Manager).
+    found = [service for service in iam_definition() if service["prefix"] == prefix]
+    if not found:
+        raise ValueError(f"unknown IAM service prefix {prefix!r}")
+    return found
 
 
 def _privilege(action: str) -> tuple[dict, dict]:
     prefix, _, name = action.partition(":")
-    service = _service(prefix.lower())
-    for privilege in service["privileges"]:
-        if privilege["privilege"].lower() == name.lower():
-            return service, privilege
+    for service in _services(prefix.lower()):
+        for privilege in service["privileges"]:
+            if privilege["privilege"].lower() == name.lower():
+                return service, privilege
     raise ValueError(f"unknown IAM action {action!r}")
 
 

@@ -10,6 +10,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,30 @@ from moto.emr.models import Cluster, emr_backends
 from moto.ses.models import ses_backends
 
 from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
+from rehearsal.aws.iam_gate import Caller, EmulatorState, IamGate, RequestMapper
+from rehearsal.aws.iam_policy import TemplateIam
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
 from rehearsal.aws.seed import SEEDED_RELEASE_LABEL, seed
 from rehearsal.aws.ses_mail import mail_as_dict
 from rehearsal.aws.spark_env import find_spark_environment
+from rehearsal.aws.stack_template import bind_to_emulator, synthesized_stack
 from rehearsal.aws.step_runner import StepRunner, step_log_dir
 
 SORT_JOB = Path(__file__).resolve().parents[2] / "emr_steps" / "sort_by_spending_score.py"
 
-DUMMY_ACCESS_KEY = "testing"
+# Principals are told apart by access key id. The node's key is the one airflow_assets/bootstrap/node.py
+# renders into AIRFLOW_CONN_AWS_DEFAULT when AWS_ENDPOINT_URL is set (tests/emulator/test_iam_gate.py ties them).
+NODE_ROLE_ACCESS_KEY = "testing"
+EMR_INSTANCE_ACCESS_KEY = "rehearsal-emr-instance"
+ADMIN_ACCESS_KEY = "rehearsal-admin"  # the rehearsal itself: seeding and inspection, never authorised
 DUMMY_SECRET_KEY = "testing"
+# Logical-id prefixes of the template's roles (stacks/): the Airflow nodes' role and EMR's instance role.
+NODE_ROLE = "NodeRole"
+EMR_INSTANCE_ROLE = "EmrRolesInstanceRole"
+
+
+log = logging.getLogger(__name__)
 
 
 def emulated_clusters() -> list[Cluster]:
@@ -87,6 +101,7 @@ class LocalAws:
         poll_interval: float = 0.5,
         sender_email: str = "airflow@example.com",
         alert_email: str = "ops@example.com",
+        enforce_iam: bool = True,
     ):
         self.workdir = Path(workdir).resolve()
         self.dataset = Path(dataset)
@@ -99,11 +114,14 @@ class LocalAws:
         self._alert_email = alert_email
         self._server: GatedMotoServer | None = None
         self._runner: StepRunner | None = None
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self.endpoint_url = ""
         self._pipeline_config: dict[str, Any] = {}
         self._secret_ids: dict[str, str] = {}
+        self.enforce_iam = enforce_iam
+        self._iam: IamGate | None = None
+        self.iam_setup_seconds = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -141,6 +159,8 @@ class LocalAws:
             )
             self._pipeline_config = seeded.pipeline_config
             self._secret_ids = seeded.secret_ids
+            if self.enforce_iam:
+                self._enforce_iam()
             self._runner = StepRunner(
                 clusters=emulated_clusters,
                 clients=self.client,
@@ -150,7 +170,7 @@ class LocalAws:
                 spark_for_release=functools.lru_cache(maxsize=None)(find_spark_environment),
                 step_env={
                     "AWS_ENDPOINT_URL": self.endpoint_url,
-                    "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY,
+                    "AWS_ACCESS_KEY_ID": EMR_INSTANCE_ACCESS_KEY,
                     "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_KEY,
                     "AWS_DEFAULT_REGION": self.region,
                     "AWS_REGION": self.region,
@@ -185,6 +205,40 @@ class LocalAws:
         with self._clients_lock:
             self._clients.clear()
 
+    def _enforce_iam(self) -> None:
+        """From here on every call is authorised against the synthesized template's roles."""
+        started = time.monotonic()
+        stack = synthesized_stack()
+        values, self._pipeline_config = bind_to_emulator(
+            stack, region=self.region, account=self.account_id,
+            pipeline_config=self._pipeline_config, secret_ids=self._secret_ids,
+        )
+        template = TemplateIam(stack.template, values)
+
+        def caller(prefix: str, session: str) -> Caller:
+            role = template.role_named(prefix)
+            return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(role)}/{session}", template.principal(role))
+
+        self._iam = IamGate(
+            {
+                ADMIN_ACCESS_KEY: Caller(f"arn:aws:iam::{self.account_id}:root", None),
+                NODE_ROLE_ACCESS_KEY: caller(NODE_ROLE, "rehearsal-node"),
+                EMR_INSTANCE_ACCESS_KEY: caller(EMR_INSTANCE_ROLE, "rehearsal-emr-step"),
+            },
+            RequestMapper(EmulatorState(self.account_id, emulated_clusters)),
+        )
+        assert self._server is not None
+        self._server.iam = self._iam
+        self.iam_setup_seconds = time.monotonic() - started
+        log.info("rehearsal: IAM enforced for the template's %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
+                 NODE_ROLE, EMR_INSTANCE_ROLE, self.iam_setup_seconds, stack.seconds)
+
+    def iam_report(self) -> dict[str, Any]:
+        """{"enforced", "calls", "denied": [{principal, action, resource, message}], "setup_seconds"}."""
+        if self._iam is None:
+            return {"enforced": False, "calls": 0, "denied": [], "setup_seconds": 0.0}
+        return {"enforced": True, **self._iam.report(), "setup_seconds": round(self.iam_setup_seconds, 2)}
+
     def hold(self, operation: str) -> contextlib.AbstractContextManager[HeldCall]:
         """Hold every emulated call to `operation` (e.g. `TerminateJobFlows`) for a fault drill."""
         if self._server is None:
@@ -195,9 +249,9 @@ class LocalAws:
 
     @property
     def airflow_connection_uri(self) -> str:
-        """AIRFLOW_CONN_AWS_DEFAULT value: dummy keys, region and the emulator's endpoint."""
+        """AIRFLOW_CONN_AWS_DEFAULT value: the node role's key, region and the emulator's endpoint."""
         query = urlencode({"region_name": self.region, "endpoint_url": self.endpoint_url})
-        return f"aws://{DUMMY_ACCESS_KEY}:{DUMMY_SECRET_KEY}@/?{query}"
+        return f"aws://{NODE_ROLE_ACCESS_KEY}:{DUMMY_SECRET_KEY}@/?{query}"
 
     @property
     def pipeline_config(self) -> dict[str, Any]:
@@ -209,12 +263,16 @@ class LocalAws:
         """contracts §3 node parameter name -> secret ARN."""
         return dict(self._secret_ids)
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for the emulator (cached; boto3 clients are thread-safe)."""
+    def client(self, service: str, *, access_key: str = ADMIN_ACCESS_KEY) -> Any:
+        """A boto3 client for the emulator (cached; boto3 clients are thread-safe).
+
+        The default key is the rehearsal's own, which IAM never restricts; pass NODE_ROLE_ACCESS_KEY
+        to call as the Airflow nodes do on AWS.
+        """
         with self._clients_lock:
-            if service not in self._clients:
-                self._clients[service] = boto3.session.Session(
-                    aws_access_key_id=DUMMY_ACCESS_KEY,
+            if (service, access_key) not in self._clients:
+                self._clients[(service, access_key)] = boto3.session.Session(
+                    aws_access_key_id=access_key,
                     aws_secret_access_key=DUMMY_SECRET_KEY,
                     region_name=self.region,
                 ).client(
@@ -222,7 +280,7 @@ class LocalAws:
                     endpoint_url=self.endpoint_url,
                     config=Config(retries={"max_attempts": 2, "mode": "standard"}),
                 )
-            return self._clients[service]
+            return self._clients[(service, access_key)]
 
     def secret_value(self, secret_id: str) -> str:
         return self.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]

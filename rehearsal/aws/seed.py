@@ -23,7 +23,8 @@ EMR_LOG_PREFIX = "emr/"
 
 SERVICE_ROLE = "AirflowEmr-ServiceRole"
 EC2_ROLE = "AirflowEmr-Ec2Role"
-INSTANCE_PROFILE = "AirflowEmr-InstanceProfile"
+# The stack names the instance profile after its role (EMR's JobFlowRole is the profile's name).
+INSTANCE_PROFILE = EC2_ROLE
 _EMR_SERVICE_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"
 
 _SKIPPED_STEP_FILES = ("__pycache__", ".pyc", ".DS_Store")

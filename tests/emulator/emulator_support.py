@@ -47,6 +47,8 @@ def start_cluster(aws: LocalAws, *, keep_alive: bool = True, **overrides) -> str
             "EmrManagedSlaveSecurityGroup": config["emr_managed_core_sg"],
             "ServiceAccessSecurityGroup": config["service_access_sg"],
         },
+        # As the DAG tags it: the node role may act only on clusters carrying the stack's tags.
+        "Tags": [{"Key": key, "Value": value} for key, value in config["cluster_tags"].items()],
         **overrides,
     }
     return aws.client("emr").run_job_flow(**request)["JobFlowId"]

@@ -156,3 +156,11 @@ def test_template_principals_render_references_to_example_arns():
     assert evaluate(role, Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/S-Role"))
     assert evaluate(role, Request("ssm:UpdateInstanceInformation", "*"))
     assert may_assume(role, "ec2.amazonaws.com")
+
+
+def test_actions_of_services_that_share_a_prefix_are_known():
+    # parliament lists SES v1, SES v2, Pinpoint Email and Mail Manager all under "ses"; SendRawEmail is v1's.
+    identity = f"arn:aws:ses:us-west-2:{ACCOUNT}:identity/airflow@example.com"
+    role = principal(allow(["ses:SendEmail", "ses:SendRawEmail"], identity))
+    assert evaluate(role, Request("ses:SendRawEmail", identity))
+    assert evaluate(role, Request("ses:SendEmail", identity))
