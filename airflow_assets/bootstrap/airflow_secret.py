@@ -46,14 +46,12 @@ def fernet_key(seed: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-def mysql_url(credentials: dict, *, scheme: str, host: str, port: str, database: str, tls: bool, ca_bundle: str) -> str:
+def mysql_url(credentials: dict, *, scheme: str, host: str, port: str, database: str, ca_bundle: str) -> str:
     # PyMySQL, not mysqlclient: mysqlclient writes str-Enum values as "CallbackType.DAG_PROCESSOR",
     # which breaks Airflow 3.3's heartbeat-timeout callbacks on MySQL ("Data too long for column 'type'").
     query: dict[str, str] = {"charset": "utf8mb4"}
     if ca_bundle:
-        query["ssl_ca"] = ca_bundle  # verifies the certificate and the host name
-    elif tls:
-        query["ssl_check_hostname"] = "false"  # TLS on, no CA to verify against
+        query["ssl_ca"] = ca_bundle  # TLS that verifies the certificate and the host name
     user = quote(credentials["username"], safe="")
     password = quote(credentials["password"], safe="")
     return f"{scheme}://{user}:{password}@{host}:{port}/{database}?{urlencode(query)}"
@@ -75,8 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     mysql.add_argument("--host", required=True)
     mysql.add_argument("--port", default="3306")
     mysql.add_argument("--database", required=True)
-    mysql.add_argument("--tls", action="store_true")
-    mysql.add_argument("--ca-bundle", default="")
+    mysql.add_argument("--ca-bundle", default="", help="TLS, verified against this CA file (PyMySQL's ssl_ca)")
     passwords = sub.add_parser("passwords-file", help="write SimpleAuthManager's passwords file (mode 0600)")
     passwords.add_argument("secret_id")
     passwords.add_argument("--user", default="admin")
@@ -106,7 +103,6 @@ def resolve(args: argparse.Namespace) -> str:
             host=args.host,
             port=args.port,
             database=args.database,
-            tls=args.tls,
             ca_bundle=args.ca_bundle,
         )
     return redis_url(secret, host=args.host, port=args.port, tls=args.tls)

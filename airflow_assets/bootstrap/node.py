@@ -24,6 +24,8 @@ from dotenv import dotenv_values
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
+# Installed into $AIRFLOW_HOME/config (on Airflow's sys.path) and named by sql_alchemy_connect_args_async.
+ASYNC_DB_TLS_MODULE = BOOTSTRAP_DIR / "metadata_db_tls.py"
 ROLES = ("api-server", "scheduler", "worker")
 ROLE_PROCESSES = {
     "api-server": ("api-server",),
@@ -110,6 +112,9 @@ def read_node_env(path: Path) -> dict[str, str]:
         raise NodeEnvError(f"{path}: SCHEDULER_COUNT must be 1 or 2, not {env['SCHEDULER_COUNT']!r}")
     if env["DB_KIND"] not in {"mysql", "sqlite"}:
         raise NodeEnvError(f"{path}: DB_KIND must be mysql or sqlite, not {env['DB_KIND']!r}")
+    if env["DB_KIND"] == "mysql" and _truthy(env["DB_TLS"]) and not env["DB_CA_BUNDLE"]:
+        raise NodeEnvError(f"{path}: DB_TLS=true needs DB_CA_BUNDLE, the CA file that verifies the database "
+                           "certificate (TLS without it would accept any server)")
     if env["EXECUTOR"] not in {"CeleryExecutor", "LocalExecutor"}:
         raise NodeEnvError(f"{path}: EXECUTOR must be CeleryExecutor or LocalExecutor, not {env['EXECUTOR']!r}")
     try:
@@ -189,15 +194,18 @@ class Node:
         if env["DB_KIND"] == "sqlite":
             return {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"}
         options = ["--host", env["DB_HOST"], "--port", env["DB_PORT"], "--database", env["DB_NAME"]]
-        if _truthy(env["DB_TLS"]):
-            options.append("--tls")
-        if env["DB_CA_BUNDLE"]:
-            options += ["--ca-bundle", env["DB_CA_BUNDLE"]]
+        tls = _truthy(env["DB_TLS"])
+        # The sync URL carries PyMySQL's ssl_ca; the async engine gets its TLS from metadata_db_tls.py.
+        sync_tls = ["--ca-bundle", env["DB_CA_BUNDLE"]] if tls else []
         return {
-            "sql_alchemy_conn_cmd": shlex.join(self.secret_command("mysql-url", env["DB_SECRET_ID"], *options)),
-            "result_backend_cmd": shlex.join(
-                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "db+mysql+pymysql", *options)
-            ),
+            "sql_alchemy_conn_cmd": shlex.join(
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], *options, *sync_tls)),
+            "sql_alchemy_conn_async_cmd": shlex.join(
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)),
+            "sql_alchemy_connect_args_async": f"{ASYNC_DB_TLS_MODULE.stem}.CONNECT_ARGS",
+            "ca_bundle": env["DB_CA_BUNDLE"] if tls else "",
+            "result_backend_cmd": shlex.join(self.secret_command(
+                "mysql-url", env["DB_SECRET_ID"], "--scheme", "db+mysql+pymysql", *options, *sync_tls)),
         }
 
     def _broker_cmd(self) -> str:
@@ -250,6 +258,8 @@ class Node:
         templates.filters["exec"] = unit_command
         context = self.template_context()
         files = {self.env_file: templates.get_template("airflow.env.j2").render(context)}
+        if self.env["DB_KIND"] == "mysql":
+            files[self.home / "config" / ASYNC_DB_TLS_MODULE.name] = ASYNC_DB_TLS_MODULE.read_text()
         unit = templates.get_template("airflow-process.service.j2")
         for process in self.processes():
             files[self.unit_dir / process.unit] = unit.render(context, process=process)
@@ -257,7 +267,7 @@ class Node:
 
     def render(self) -> list[Path]:
         """Write only what differs, so running configure twice changes nothing."""
-        for directory in (self.home, self.runtime_dir, self.unit_dir, Path(self.env["DAGS_FOLDER"])):
+        for directory in (self.home, self.home / "config", self.runtime_dir, self.unit_dir, Path(self.env["DAGS_FOLDER"])):
             directory.mkdir(parents=True, exist_ok=True)
         changed = []
         files = self.rendered_files()
