@@ -153,6 +153,15 @@ class Node:
         return role in self.roles
 
     @property
+    def uses_metadata_db(self) -> bool:
+        """Whether this node runs a process that needs the metadata DB, the JWT secret and the Fernet key.
+
+        A worker-only node does not: its tasks talk to the api-server's Execution API and its Celery
+        results go to Redis, so neither the worker nor any task it forks holds those secrets.
+        """
+        return any(role != "worker" for role in self.roles)
+
+    @property
     def migrates_database(self) -> bool:
         """Only the scheduler node migrates, so the schema is upgraded exactly once per deployment."""
         return self.env["AIRFLOW_ROLE"] == "scheduler"
@@ -204,8 +213,6 @@ class Node:
                 self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)),
             "sql_alchemy_connect_args_async": f"{ASYNC_DB_TLS_MODULE.stem}.CONNECT_ARGS",
             "ca_bundle": env["DB_CA_BUNDLE"] if tls else "",
-            "result_backend_cmd": shlex.join(self.secret_command(
-                "mysql-url", env["DB_SECRET_ID"], "--scheme", "db+mysql+pymysql", *options, *sync_tls)),
         }
 
     def _broker_cmd(self) -> str:
@@ -235,6 +242,7 @@ class Node:
             "runtime_dir": str(self.runtime_dir),
             "env_file": str(self.env_file),
             "passwords_file": str(self.passwords_file),
+            "metadata_db": self.uses_metadata_db,
             "db": self._db_settings(),
             "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
             "fernet_key_cmd": shlex.join(self.secret_command("fernet-key", env["FERNET_KEY_SECRET_ID"])),
@@ -258,7 +266,7 @@ class Node:
         templates.filters["exec"] = unit_command
         context = self.template_context()
         files = {self.env_file: templates.get_template("airflow.env.j2").render(context)}
-        if self.env["DB_KIND"] == "mysql":
+        if self.env["DB_KIND"] == "mysql" and self.uses_metadata_db:
             files[self.home / "config" / ASYNC_DB_TLS_MODULE.name] = ASYNC_DB_TLS_MODULE.read_text()
         unit = templates.get_template("airflow-process.service.j2")
         for process in self.processes():
@@ -398,7 +406,8 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "restart-needed"))
+    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "uses-database",
+                                            "restart-needed"))
     parser.add_argument("--timeout", type=float)
     args = parser.parse_args(argv)
     path = Path(os.environ.get("NODE_ENV_FILE", "/etc/airflow/node.env"))
@@ -413,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             print(node.env_file)
         elif args.command == "migrates":
             return 0 if node.migrates_database else 1
+        elif args.command == "uses-database":
+            return 0 if node.uses_metadata_db else 1
         elif args.command == "restart-needed":
             marker = node.home / RESTART_MARKER
             needed = marker.exists()
