@@ -35,7 +35,7 @@ def test_rendered_settings_fetch_every_secret_at_run_time(bootstrap):
     assert "fernet-key fernet-seed" in settings["AIRFLOW__CORE__FERNET_KEY_CMD"]
     assert settings["AIRFLOW__CELERY__BROKER_URL_CMD"].endswith("--tls")
     assert "--ca-bundle /etc/pki/rds/global-bundle.pem" in settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
-    assert "--scheme db+mysql+pymysql" in settings["AIRFLOW__CELERY__RESULT_BACKEND_CMD"]
+    assert settings["AIRFLOW__CELERY__RESULT_BACKEND_CMD"] == settings["AIRFLOW__CELERY__BROKER_URL_CMD"]
     assert settings["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://10.0.1.10:8080/execution/"
     assert settings["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://logs/airflow/"
     assert settings["AIRFLOW_CONN_AWS_DEFAULT"] == "aws://?region_name=us-west-2"
