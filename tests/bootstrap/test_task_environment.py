@@ -64,6 +64,7 @@ def test_worker_and_its_task_processes_hold_no_db_url_jwt_secret_or_fernet_key(b
         _worker_node(bootstrap, node_secrets, redis_port)
         forbidden = _forbidden(node_secrets)
         key = supervisor.start("worker", bootstrap.home / "units" / "airflow-celery-worker.service")
+        flower = supervisor.start("worker", bootstrap.home / "units" / "airflow-flower.service")
         # The Celery pool processes are forked once the worker has its broker and result backend; each
         # task's supervisor and task process are forked from them, with this same environment.
         deadline = time.monotonic() + 120
@@ -84,15 +85,16 @@ def test_worker_and_its_task_processes_hold_no_db_url_jwt_secret_or_fernet_key(b
         seen = probe.stdout.split("CONF ", 1)[1].splitlines()[0]
         assert _leaks(seen, forbidden) == [], seen
         assert json.loads(seen)["result_backend"].startswith("redis://")
-        # The worker is up on the broker all the same (the node's own health check).
+        # The worker node is healthy all the same (its own health gate: Celery ping and Flower).
         checks = node.HealthChecks(node.Node.from_env_file(bootstrap.node_env))
-        problem = checks.celery_worker()
-        for _ in range(20):
-            if problem is None:
-                break
-            time.sleep(3)
-            problem = checks.celery_worker()
-        assert problem is None, problem + supervisor.log_path(key).read_text()[-3000:]
+        for check, unit in ((checks.celery_worker, key), (checks.flower, flower)):
+            problem = check()
+            for _ in range(20):
+                if problem is None:
+                    break
+                time.sleep(3)
+                problem = check()
+            assert problem is None, problem + supervisor.log_path(unit).read_text()[-3000:]
     finally:
         supervisor.stop_all()
         redis.stop()
