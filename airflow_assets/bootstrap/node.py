@@ -21,6 +21,7 @@ from pathlib import Path
 
 import jinja2
 from dotenv import dotenv_values
+from metadata_db_tls import CA_BUNDLE_VARIABLE
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
@@ -213,6 +214,7 @@ class Node:
                 self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)),
             "sql_alchemy_connect_args_async": f"{ASYNC_DB_TLS_MODULE.stem}.CONNECT_ARGS",
             "ca_bundle": env["DB_CA_BUNDLE"] if tls else "",
+            "ca_bundle_variable": CA_BUNDLE_VARIABLE,
         }
 
     def _broker_cmd(self) -> str:
