@@ -74,10 +74,6 @@ def _parser() -> argparse.ArgumentParser:
     mysql.add_argument("--port", default="3306")
     mysql.add_argument("--database", required=True)
     mysql.add_argument("--ca-bundle", default="", help="TLS, verified against this CA file (PyMySQL's ssl_ca)")
-    passwords = sub.add_parser("passwords-file", help="write SimpleAuthManager's passwords file (mode 0600)")
-    passwords.add_argument("secret_id")
-    passwords.add_argument("--user", default="admin")
-    passwords.add_argument("--path", required=True)
     redis = sub.add_parser("redis-url", help="Celery broker URL from the AUTH token secret")
     redis.add_argument("secret_id")
     redis.add_argument("--host", required=True)
@@ -106,15 +102,6 @@ def resolve(args: argparse.Namespace) -> str:
             ca_bundle=args.ca_bundle,
         )
     return redis_url(secret, host=args.host, port=args.port, tls=args.tls)
-
-
-def write_passwords_file(path: str, user: str, password: str) -> None:
-    """Atomically replace the file; it lives on tmpfs (systemd RuntimeDirectory) so it never reaches disk."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        json.dump({user: password}, stream)
-    os.replace(tmp, path)
 
 
 def _resolve_command(command: str) -> str:
@@ -153,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     value_stream = _reserve_stdout_for_the_value()
     try:
-        if args.kind == "passwords-file":
-            write_passwords_file(args.path, args.user, fetch_secret(args.secret_id))
-            return 0
         value = resolve(args)
     except SystemExit:
         raise

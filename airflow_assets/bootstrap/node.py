@@ -27,6 +27,8 @@ BOOTSTRAP_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
 # Installed into $AIRFLOW_HOME/config (on Airflow's sys.path) and named by sql_alchemy_connect_args_async.
 ASYNC_DB_TLS_MODULE = BOOTSTRAP_DIR / "metadata_db_tls.py"
+# Before each api-server start: the FAB user admin with the password from the admin-password secret.
+ADMIN_USER_SCRIPT = BOOTSTRAP_DIR / "admin_user.py"
 ROLES = ("api-server", "scheduler", "worker")
 ROLE_PROCESSES = {
     "api-server": ("api-server",),
@@ -52,7 +54,6 @@ DEFAULTS = {
     "REDIS_TLS": "true",
     "PROCESS_MANAGER": "systemd",
     "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
-    "RUNTIME_DIR": "/run/airflow",
     "AIRFLOW_USER": "",
     "WORKER_CONCURRENCY": "8",
     "FLOWER_PORT": "5555",
@@ -131,7 +132,6 @@ class Node:
         self.node_env_file = node_env_file
         self.home = Path(env["AIRFLOW_HOME"])
         self.venv = Path(env["AIRFLOW_VENV"])
-        self.runtime_dir = Path(env["RUNTIME_DIR"])
         self.env_file = self.home / "airflow.env"
         if env["PROCESS_MANAGER"] == "systemd":
             self.unit_dir = Path(env["SYSTEMD_UNIT_DIR"])
@@ -176,10 +176,6 @@ class Node:
     def secret_command(self, kind: str, secret_id: str, *options: str) -> list[str]:
         return [str(self.venv / "bin" / "python"), str(BOOTSTRAP_DIR / "airflow_secret.py"), kind, secret_id, *options]
 
-    @property
-    def passwords_file(self) -> Path:
-        return self.runtime_dir / "simple_auth_manager_passwords.json"
-
     def processes(self) -> list[Process]:
         airflow = str(self.venv / "bin" / "airflow")
         commands = {
@@ -191,11 +187,12 @@ class Node:
             "celery-worker": [airflow, "celery", "worker"],
             "flower": [airflow, "celery", "flower"],
         }
-        pre = {
-            "api-server": [self.secret_command("passwords-file", self.env["ADMIN_PASSWORD_SECRET_ID"],
-                                               "--user", "admin", "--path", str(self.passwords_file))],
-        }
         with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
+        python = str(self.venv / "bin" / "python")
+        pre = {
+            "api-server": [with_secrets + [python, str(ADMIN_USER_SCRIPT), self.env["ADMIN_PASSWORD_SECRET_ID"],
+                                           "--user", "admin"]],
+        }
         return [Process(name, with_secrets + commands[name], pre.get(name, [])) for name in self._process_names()]
 
     # -- configuration -------------------------------------------------------------------------
@@ -241,9 +238,7 @@ class Node:
             "node_env_file": str(self.node_env_file),
             "home": str(self.home),
             "venv": str(self.venv),
-            "runtime_dir": str(self.runtime_dir),
             "env_file": str(self.env_file),
-            "passwords_file": str(self.passwords_file),
             "metadata_db": self.uses_metadata_db,
             "db": self._db_settings(),
             "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
@@ -252,7 +247,6 @@ class Node:
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
             "aws_conn_uri": self.aws_connection_uri(),
             "emr_pipeline_json": json.dumps(json.loads(env["EMR_PIPELINE_JSON"]), separators=(",", ":")),
-            "systemd": env["PROCESS_MANAGER"] == "systemd",
             "role_label": "+".join(self.roles),
         }
 
@@ -277,7 +271,7 @@ class Node:
 
     def render(self) -> list[Path]:
         """Write only what differs, so running configure twice changes nothing."""
-        for directory in (self.home, self.home / "config", self.runtime_dir, self.unit_dir, Path(self.env["DAGS_FOLDER"])):
+        for directory in (self.home, self.home / "config", self.unit_dir, Path(self.env["DAGS_FOLDER"])):
             directory.mkdir(parents=True, exist_ok=True)
         changed = []
         files = self.rendered_files()

@@ -53,7 +53,6 @@ def base_params(tmp_path: Path) -> dict[str, str]:
         "REMOTE_LOG_URI": "s3://logs/airflow/",
         "EMR_PIPELINE_JSON": PIPELINE_JSON,
         "PROCESS_MANAGER": "external",
-        "RUNTIME_DIR": str(tmp_path / "run"),
     }
 
 

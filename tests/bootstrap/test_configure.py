@@ -95,7 +95,8 @@ def test_units_are_runnable_by_the_rehearsal_supervisor(bootstrap):
     assert unit.exec_start[4:8] == [f"{sys.prefix}/bin/airflow", "api-server", "--host", "0.0.0.0"]
     assert unit.restart_on_failure
     assert unit.environment_file == bootstrap.home / "airflow.env"
-    assert unit.exec_start_pre[0][2:4] == ["passwords-file", "admin-password"]
+    assert unit.exec_start_pre[0][2:4] == ["exec", "--"]
+    assert unit.exec_start_pre[0][5:7] == [str(BOOTSTRAP_DIR / "admin_user.py"), "admin-password"]
 
 
 def test_exec_resolves_every_cmd_option_once_and_drops_the_cmd(tmp_path):

@@ -45,18 +45,13 @@ def _helper(endpoint, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint, tmp_path):
+def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint):
     client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=moto_endpoint,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     arn = client.create_secret(Name="db-master", SecretString=json.dumps({"username": "u", "password": "p w"}))["ARN"]
-    client.create_secret(Name="admin-password", SecretString="s3cret")
     result = _helper(moto_endpoint, "mysql-url", arn, "--host", "h", "--database", "d")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "mysql+pymysql://u:p%20w@h:3306/d?charset=utf8mb4"
-    passwords = tmp_path / "passwords.json"
-    assert _helper(moto_endpoint, "passwords-file", "admin-password", "--path", str(passwords)).returncode == 0
-    assert json.loads(passwords.read_text()) == {"admin": "s3cret"}
-    assert passwords.stat().st_mode & 0o777 == 0o600
 
 
 def test_helper_names_a_missing_secret_without_a_traceback(moto_endpoint):
