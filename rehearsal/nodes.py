@@ -120,7 +120,7 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
 def _node(name: str, workdir: Path, params: dict[str, str]) -> Node:
     root = workdir / "nodes" / name
     home = root / "airflow"
-    return Node(name, root, {**params, "AIRFLOW_HOME": str(home), "RUNTIME_DIR": str(root / "run")})
+    return Node(name, root, {**params, "AIRFLOW_HOME": str(home)})
 
 
 def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float) -> list[Node]:

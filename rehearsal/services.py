@@ -1,10 +1,16 @@
 """Local stand-ins the cluster profile needs: a MariaDB database + user, a dedicated AUTH Redis.
 
+Also a throwaway MariaDB server that, like RDS with require_secure_transport, refuses every
+connection without TLS (for the node's TLS tests).
+
 Also the one-line checks for what the machine must provide (services, Java, Node).
 """
 
 from __future__ import annotations
 
+import datetime
+import getpass
+import ipaddress
 import json
 import secrets
 import shutil
@@ -53,17 +59,22 @@ def require_redis_server() -> str:
 
 
 class RehearsalDatabase:
-    """A fresh database and user per run, credentials taken from the emulated RDS secret."""
+    """A fresh database and user per run, credentials taken from the emulated RDS secret.
 
-    def __init__(self, *, name: str, username: str, password: str, host: str = "127.0.0.1", port: int = 3306):
+    With ``ca_bundle`` the admin connection uses TLS verified against it (for a server that requires TLS).
+    """
+
+    def __init__(self, *, name: str, username: str, password: str, host: str = "127.0.0.1", port: int = 3306,
+                 ca_bundle: Path | None = None):
         self.name, self.username, self.password = name, username, password
-        self.host, self.port = host, port
+        self.host, self.port, self.ca_bundle = host, port, ca_bundle
 
     def _admin(self):
         import pymysql
 
+        tls = {"ssl": {"ca": str(self.ca_bundle)}} if self.ca_bundle else {}
         try:
-            return pymysql.connect(host=self.host, port=self.port, user="root", password="", autocommit=True)
+            return pymysql.connect(host=self.host, port=self.port, user="root", password="", autocommit=True, **tls)
         except pymysql.err.OperationalError as error:
             raise MissingPrerequisite(
                 f"cannot log in to MariaDB on {self.host}:{self.port} as root without a password ({error.args[-1]}): "
@@ -120,3 +131,109 @@ class RehearsalRedis:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def write_test_ca_and_server_cert(directory: Path, *, server_names: tuple[str, ...] = ("localhost",),
+                                  server_ips: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, Path]:
+    """A private CA (ca.pem) and a server certificate it signed (server-cert.pem, server-key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    valid = {"not_valid_before": now - datetime.timedelta(minutes=5), "not_valid_after": now + datetime.timedelta(days=2)}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test CA {secrets.token_hex(4)}")])
+    ca_cert = (x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
+                                       serial_number=x509.random_serial_number(), **valid)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    alt_names = [x509.DNSName(n) for n in server_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in server_ips]
+    server_cert = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]),
+                                           issuer_name=ca_name, public_key=server_key.public_key(),
+                                           serial_number=x509.random_serial_number(), **valid)
+                   .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                   .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": directory / "ca.pem", "cert": directory / "server-cert.pem", "key": directory / "server-key.pem"}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    paths["key"].chmod(0o600)
+    return paths
+
+
+class TlsOnlyMariaDb:
+    """A throwaway MariaDB server that refuses connections without TLS, as RDS with require_secure_transport does.
+
+    Root logs in without a password (over TLS); ``ca_bundle`` is the CA that signed the server certificate
+    (names localhost and 127.0.0.1). ``database(...)`` gives a RehearsalDatabase on it.
+    """
+
+    def __init__(self, workdir: Path, port: int):
+        self.workdir, self.port = workdir, port
+        self.datadir = workdir / "data"
+        self.process: subprocess.Popen | None = None
+        self.certs: dict[str, Path] = {}
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.certs["ca"]
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "mariadb.log"
+
+    def _binary(self, name: str) -> str:
+        binary = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+        if binary is None:
+            raise MissingPrerequisite(f"{name} is not installed: apt-get install mariadb-server, or {SETUP_HINT}")
+        return binary
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.certs = write_test_ca_and_server_cert(self.workdir / "tls")
+        user = getpass.getuser()
+        install = subprocess.run(
+            [self._binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            capture_output=True, text=True, check=False)
+        if install.returncode:
+            raise MissingPrerequisite(f"mariadb-install-db failed: {install.stderr.strip()[-500:]}")
+        log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [self._binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
+             f"--socket={self.workdir / 'mariadb.sock'}", f"--pid-file={self.workdir / 'mariadb.pid'}",
+             "--bind-address=127.0.0.1", f"--port={self.port}", "--skip-name-resolve",
+             f"--ssl-ca={self.certs['ca']}", f"--ssl-cert={self.certs['cert']}", f"--ssl-key={self.certs['key']}",
+             "--require-secure-transport=ON"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise MissingPrerequisite(f"mariadbd did not start on 127.0.0.1:{self.port}, see {self.log_file}")
+            time.sleep(0.2)
+
+    def database(self, *, name: str, username: str, password: str) -> RehearsalDatabase:
+        return RehearsalDatabase(name=name, username=username, password=password, port=self.port,
+                                 ca_bundle=self.ca_bundle)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

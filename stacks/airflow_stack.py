@@ -91,17 +91,26 @@ class AirflowStack(cdk.Stack):
             dataset_prefix=layout.INPUT_PREFIX, asset_bucket=assets.bucket, removal_policy=removal,
         )
 
-        node_role = AirflowNodeRole(self, "NodeRole")
+        # The worker node runs task code, so it gets a role of its own that cannot read the metadata DB
+        # master secret, the JWT secret, the Fernet seed or the admin password (contracts §3).
+        node_roles = {"scheduler": AirflowNodeRole(self, "NodeRole")}
+        node_roles["api-server"] = node_roles["scheduler"]
+        if config.uses_celery:
+            node_roles["worker"] = AirflowNodeRole(self, "WorkerRole")
         for secret in (*secrets.all, database.secret, *([broker.auth_secret] if broker else [])):
-            secret.grant_read(node_role.role)
-        node_role.allow(
-            *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_write(uris.airflow_logs),
-            wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
-        )
-        node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)
-        node_role.acknowledge_asset_grant(assets.bucket)
-        mail.grant_send(node_role.role)
-        shared_fs.grant_mount(node_role.role)
+            secret.grant_read(node_roles["scheduler"].role)
+        if broker:
+            for secret in (secrets.api_secret_key, broker.auth_secret):
+                secret.grant_read(node_roles["worker"].role)
+        for node_role in dict.fromkeys(node_roles.values()):
+            node_role.allow(
+                *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_write(uris.airflow_logs),
+                wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
+            )
+            node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)
+            node_role.acknowledge_asset_grant(assets.bucket)
+            mail.grant_send(node_role.role)
+            shared_fs.grant_mount(node_role.role)
 
         self.emr_pipeline = {
             "region": config.region,
@@ -126,7 +135,7 @@ class AirflowStack(cdk.Stack):
             "alert_email": config.alert_email,
         }
         node_env = self._node_env(database, broker, secrets, uris)
-        api_server, worker = self._nodes(network, node_role, assets, shared_fs, node_env)
+        api_server, worker = self._nodes(network, node_roles, assets, shared_fs, node_env)
         self._outputs(api_server, worker, buckets, database, broker, secrets, uris)
 
     def _node_env(self, database: MetadataDatabase, broker: Broker | None, secrets: AirflowSecrets, uris: PipelineUris) -> dict[str, str]:
@@ -173,7 +182,7 @@ class AirflowStack(cdk.Stack):
             "EMR_PIPELINE_JSON": self.to_json_string(self.emr_pipeline),
         }
 
-    def _nodes(self, network: Network, node_role: AirflowNodeRole, assets: s3_assets.Asset, shared_fs: SharedFileSystem, node_env: dict[str, str]):
+    def _nodes(self, network: Network, node_roles: dict[str, AirflowNodeRole], assets: s3_assets.Asset, shared_fs: SharedFileSystem, node_env: dict[str, str]):
         config = self.config
 
         private = network.vpc.private_subnets
@@ -186,7 +195,7 @@ class AirflowStack(cdk.Stack):
             node_envs.append({"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host})
             return AirflowNode(
                 self, construct_id, role_name=role_name, vpc=network.vpc, subnets=ec2.SubnetSelection(subnets=[subnet]),
-                security_groups=[network.airflow_nodes_sg, *extra_sgs], instance_type=instance_type, iam_role=node_role.role, assets=assets,
+                security_groups=[network.airflow_nodes_sg, *extra_sgs], instance_type=instance_type, iam_role=node_roles[role_name].role, assets=assets,
                 node_env={"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host}, ca_bundles={CA_BUNDLE_PATH: CA_BUNDLE_URL},
                 fstab_line=shared_fs.fstab_line, mount_point=MOUNT_POINT, termination_protection=config.is_prod,
             )
@@ -206,8 +215,9 @@ class AirflowStack(cdk.Stack):
         # Fail synthesis, not the first busy hour, when the nodes' pools can outgrow the database.
         check_connection_budget(config.db_instance_type, node_envs, is_unresolved=cdk.Token.is_unresolved)
         # A node boots only when it can mount the file system and its whole IAM policy is in place.
-        for member in filter(None, (api_server, scheduler, worker)):
-            member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_role.policy)
+        for role_name, member in (("api-server", api_server), ("scheduler", scheduler), ("worker", worker)):
+            if member:
+                member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role_name].policy)
         return api_server, worker
 
     def _outputs(self, api_server: AirflowNode, worker: AirflowNode | None, buckets: Buckets, database: MetadataDatabase,

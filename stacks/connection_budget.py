@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from stacks.config import REPO_ROOT, ConfigError
 NODE_MODULE = REPO_ROOT / "airflow_assets" / "bootstrap" / "node.py"
 # Airflow's own fallbacks when airflow.env sets no pool (airflow/settings.py, [database] section).
 AIRFLOW_POOL_FALLBACK = {"SQL_ALCHEMY_POOL_SIZE": 5, "SQL_ALCHEMY_MAX_OVERFLOW": 10}
-# SQLAlchemy's QueuePool defaults, which Celery's result backend uses without engine options.
-QUEUE_POOL_DEFAULT = {"pool_size": 5, "max_overflow": 10}
 # RDS for MySQL's default parameter group: max_connections = {DBInstanceClassMemory/12582880}.
 MAX_CONNECTIONS_DIVISOR = 12582880
 # DBInstanceClassMemory is the class's memory less what RDS and the OS keep, so the formula over the
@@ -92,23 +89,19 @@ def node_budget(node_env: Mapping[str, str], is_unresolved=lambda value: False) 
         return int(settings.get(f"AIRFLOW__DATABASE__{name}") or AIRFLOW_POOL_FALLBACK[name])
 
     engine = airflow_setting("SQL_ALCHEMY_POOL_SIZE") + airflow_setting("SQL_ALCHEMY_MAX_OVERFLOW")
-    celery = env["EXECUTOR"] == "CeleryExecutor"
-    result_options = {**QUEUE_POOL_DEFAULT, **json.loads(settings.get("AIRFLOW__CELERY__RESULT_BACKEND_SQLALCHEMY_ENGINE_OPTIONS") or "{}")}
-    result_engine = result_options["pool_size"] + result_options["max_overflow"]
+    # A node without a metadata-DB URL (the worker: tasks use the Execution API, Celery results go to
+    # Redis) opens no connection at all.
+    uses_db = any(f"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN{suffix}" in settings for suffix in ("", "_CMD"))
     per_process = {}
     for process in node.processes():
         command = process.command
-        if process.name == "api-server":
+        if not uses_db or process.name in ("celery-worker", "flower"):
+            per_process[process.name] = 0
+        elif process.name == "api-server":
             workers = int(command[command.index("--workers") + 1])
             per_process[process.name] = workers * 2 * engine
-        elif process.name == "scheduler":
-            per_process[process.name] = engine + (1 if celery else 0)
-        elif process.name in ("dag-processor", "triggerer"):
+        elif process.name in ("scheduler", "dag-processor", "triggerer"):
             per_process[process.name] = engine
-        elif process.name == "celery-worker":
-            per_process[process.name] = engine + int(settings["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) * result_engine
-        elif process.name == "flower":
-            per_process[process.name] = 0
         else:
             raise ValueError(f"no connection model for the Airflow process {process.name!r}")
     return NodeBudget(env["AIRFLOW_ROLE"], per_process)

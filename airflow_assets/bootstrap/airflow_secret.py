@@ -46,14 +46,12 @@ def fernet_key(seed: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-def mysql_url(credentials: dict, *, scheme: str, host: str, port: str, database: str, tls: bool, ca_bundle: str) -> str:
+def mysql_url(credentials: dict, *, scheme: str, host: str, port: str, database: str, ca_bundle: str) -> str:
     # PyMySQL, not mysqlclient: mysqlclient writes str-Enum values as "CallbackType.DAG_PROCESSOR",
     # which breaks Airflow 3.3's heartbeat-timeout callbacks on MySQL ("Data too long for column 'type'").
     query: dict[str, str] = {"charset": "utf8mb4"}
     if ca_bundle:
-        query["ssl_ca"] = ca_bundle  # verifies the certificate and the host name
-    elif tls:
-        query["ssl_check_hostname"] = "false"  # TLS on, no CA to verify against
+        query["ssl_ca"] = ca_bundle  # TLS that verifies the certificate and the host name
     user = quote(credentials["username"], safe="")
     password = quote(credentials["password"], safe="")
     return f"{scheme}://{user}:{password}@{host}:{port}/{database}?{urlencode(query)}"
@@ -75,12 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     mysql.add_argument("--host", required=True)
     mysql.add_argument("--port", default="3306")
     mysql.add_argument("--database", required=True)
-    mysql.add_argument("--tls", action="store_true")
-    mysql.add_argument("--ca-bundle", default="")
-    passwords = sub.add_parser("passwords-file", help="write SimpleAuthManager's passwords file (mode 0600)")
-    passwords.add_argument("secret_id")
-    passwords.add_argument("--user", default="admin")
-    passwords.add_argument("--path", required=True)
+    mysql.add_argument("--ca-bundle", default="", help="TLS, verified against this CA file (PyMySQL's ssl_ca)")
     redis = sub.add_parser("redis-url", help="Celery broker URL from the AUTH token secret")
     redis.add_argument("secret_id")
     redis.add_argument("--host", required=True)
@@ -106,19 +99,9 @@ def resolve(args: argparse.Namespace) -> str:
             host=args.host,
             port=args.port,
             database=args.database,
-            tls=args.tls,
             ca_bundle=args.ca_bundle,
         )
     return redis_url(secret, host=args.host, port=args.port, tls=args.tls)
-
-
-def write_passwords_file(path: str, user: str, password: str) -> None:
-    """Atomically replace the file; it lives on tmpfs (systemd RuntimeDirectory) so it never reaches disk."""
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        json.dump({user: password}, stream)
-    os.replace(tmp, path)
 
 
 def _resolve_command(command: str) -> str:
@@ -157,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     value_stream = _reserve_stdout_for_the_value()
     try:
-        if args.kind == "passwords-file":
-            write_passwords_file(args.path, args.user, fetch_secret(args.secret_id))
-            return 0
         value = resolve(args)
     except SystemExit:
         raise

@@ -23,9 +23,14 @@ from pathlib import Path
 
 import jinja2
 from dotenv import dotenv_values
+from metadata_db_tls import CA_BUNDLE_VARIABLE
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
+# Installed into $AIRFLOW_HOME/config (on Airflow's sys.path) and named by sql_alchemy_connect_args_async.
+ASYNC_DB_TLS_MODULE = BOOTSTRAP_DIR / "metadata_db_tls.py"
+# Before each api-server start: the FAB user admin with the password from the admin-password secret.
+ADMIN_USER_SCRIPT = BOOTSTRAP_DIR / "admin_user.py"
 ROLES = ("api-server", "scheduler", "worker")
 ROLE_PROCESSES = {
     "api-server": ("api-server",),
@@ -58,7 +63,6 @@ DEFAULTS = {
     "REDIS_TLS": "true",
     "PROCESS_MANAGER": "systemd",
     "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
-    "RUNTIME_DIR": "/run/airflow",
     "AIRFLOW_USER": "",
     "WORKER_CONCURRENCY": "8",
     "FLOWER_PORT": "5555",
@@ -125,6 +129,9 @@ def read_node_env(path: Path) -> dict[str, str]:
         raise NodeEnvError(f"{path}: SCHEDULER_COUNT must be 1 or 2, not {env['SCHEDULER_COUNT']!r}")
     if env["DB_KIND"] not in {"mysql", "sqlite"}:
         raise NodeEnvError(f"{path}: DB_KIND must be mysql or sqlite, not {env['DB_KIND']!r}")
+    if env["DB_KIND"] == "mysql" and _truthy(env["DB_TLS"]) and not env["DB_CA_BUNDLE"]:
+        raise NodeEnvError(f"{path}: DB_TLS=true needs DB_CA_BUNDLE, the CA file that verifies the database "
+                           "certificate (TLS without it would accept any server)")
     if env["EXECUTOR"] not in {"CeleryExecutor", "LocalExecutor"}:
         raise NodeEnvError(f"{path}: EXECUTOR must be CeleryExecutor or LocalExecutor, not {env['EXECUTOR']!r}")
     try:
@@ -140,7 +147,6 @@ class Node:
         self.node_env_file = node_env_file
         self.home = Path(env["AIRFLOW_HOME"])
         self.venv = Path(env["AIRFLOW_VENV"])
-        self.runtime_dir = Path(env["RUNTIME_DIR"])
         self.env_file = self.home / "airflow.env"
         if env["PROCESS_MANAGER"] == "systemd":
             self.unit_dir = Path(env["SYSTEMD_UNIT_DIR"])
@@ -163,6 +169,15 @@ class Node:
         return role in self.roles
 
     @property
+    def uses_metadata_db(self) -> bool:
+        """Whether this node runs a process that needs the metadata DB, the JWT secret and the Fernet key.
+
+        A worker-only node does not: its tasks talk to the api-server's Execution API and its Celery
+        results go to Redis, so neither the worker nor any task it forks holds those secrets.
+        """
+        return any(role != "worker" for role in self.roles)
+
+    @property
     def migrates_database(self) -> bool:
         """Only the scheduler node migrates, so the schema is upgraded exactly once per deployment."""
         return self.env["AIRFLOW_ROLE"] == "scheduler"
@@ -176,10 +191,6 @@ class Node:
     def secret_command(self, kind: str, secret_id: str, *options: str) -> list[str]:
         return [str(self.venv / "bin" / "python"), str(BOOTSTRAP_DIR / "airflow_secret.py"), kind, secret_id, *options]
 
-    @property
-    def passwords_file(self) -> Path:
-        return self.runtime_dir / "simple_auth_manager_passwords.json"
-
     def processes(self) -> list[Process]:
         airflow = str(self.venv / "bin" / "airflow")
         commands = {
@@ -191,11 +202,12 @@ class Node:
             "celery-worker": [airflow, "celery", "worker"],
             "flower": [airflow, "celery", "flower"],
         }
-        pre = {
-            "api-server": [self.secret_command("passwords-file", self.env["ADMIN_PASSWORD_SECRET_ID"],
-                                               "--user", "admin", "--path", str(self.passwords_file))],
-        }
         with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
+        python = str(self.venv / "bin" / "python")
+        pre = {
+            "api-server": [with_secrets + [python, str(ADMIN_USER_SCRIPT), self.env["ADMIN_PASSWORD_SECRET_ID"],
+                                           "--user", "admin"]],
+        }
         return [Process(name, with_secrets + commands[name], pre.get(name, []), *self._stop_policy(name))
                 for name in self._process_names()]
 
@@ -213,15 +225,17 @@ class Node:
         if env["DB_KIND"] == "sqlite":
             return {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"}
         options = ["--host", env["DB_HOST"], "--port", env["DB_PORT"], "--database", env["DB_NAME"]]
-        if _truthy(env["DB_TLS"]):
-            options.append("--tls")
-        if env["DB_CA_BUNDLE"]:
-            options += ["--ca-bundle", env["DB_CA_BUNDLE"]]
+        tls = _truthy(env["DB_TLS"])
+        # The sync URL carries PyMySQL's ssl_ca; the async engine gets its TLS from metadata_db_tls.py.
+        sync_tls = ["--ca-bundle", env["DB_CA_BUNDLE"]] if tls else []
         return {
-            "sql_alchemy_conn_cmd": shlex.join(self.secret_command("mysql-url", env["DB_SECRET_ID"], *options)),
-            "result_backend_cmd": shlex.join(
-                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "db+mysql+pymysql", *options)
-            ),
+            "sql_alchemy_conn_cmd": shlex.join(
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], *options, *sync_tls)),
+            "sql_alchemy_conn_async_cmd": shlex.join(
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)),
+            "sql_alchemy_connect_args_async": f"{ASYNC_DB_TLS_MODULE.stem}.CONNECT_ARGS",
+            "ca_bundle": env["DB_CA_BUNDLE"] if tls else "",
+            "ca_bundle_variable": CA_BUNDLE_VARIABLE,
         }
 
     def _broker_cmd(self) -> str:
@@ -248,9 +262,8 @@ class Node:
             "node_env_file": str(self.node_env_file),
             "home": str(self.home),
             "venv": str(self.venv),
-            "runtime_dir": str(self.runtime_dir),
             "env_file": str(self.env_file),
-            "passwords_file": str(self.passwords_file),
+            "metadata_db": self.uses_metadata_db,
             "db": self._db_settings(),
             "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
             "fernet_key_cmd": shlex.join(self.secret_command("fernet-key", env["FERNET_KEY_SECRET_ID"])),
@@ -258,7 +271,6 @@ class Node:
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
             "aws_conn_uri": self.aws_connection_uri(),
             "emr_pipeline_json": json.dumps(json.loads(env["EMR_PIPELINE_JSON"]), separators=(",", ":")),
-            "systemd": env["PROCESS_MANAGER"] == "systemd",
             "role_label": "+".join(self.roles),
         }
 
@@ -274,6 +286,8 @@ class Node:
         templates.filters["exec"] = unit_command
         context = self.template_context()
         files = {self.env_file: templates.get_template("airflow.env.j2").render(context)}
+        if self.env["DB_KIND"] == "mysql" and self.uses_metadata_db:
+            files[self.home / "config" / ASYNC_DB_TLS_MODULE.name] = ASYNC_DB_TLS_MODULE.read_text()
         unit = templates.get_template("airflow-process.service.j2")
         for process in self.processes():
             files[self.unit_dir / process.unit] = unit.render(context, process=process)
@@ -281,7 +295,7 @@ class Node:
 
     def render(self) -> list[Path]:
         """Write only what differs, so running configure twice changes nothing."""
-        for directory in (self.home, self.runtime_dir, self.unit_dir, Path(self.env["DAGS_FOLDER"])):
+        for directory in (self.home, self.home / "config", self.unit_dir, Path(self.env["DAGS_FOLDER"])):
             directory.mkdir(parents=True, exist_ok=True)
         changed = []
         files = self.rendered_files()
@@ -435,7 +449,8 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "restart-needed"))
+    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "uses-database",
+                                            "restart-needed"))
     parser.add_argument("--timeout", type=float)
     args = parser.parse_args(argv)
     path = Path(os.environ.get("NODE_ENV_FILE", "/etc/airflow/node.env"))
@@ -450,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             print(node.env_file)
         elif args.command == "migrates":
             return 0 if node.migrates_database else 1
+        elif args.command == "uses-database":
+            return 0 if node.uses_metadata_db else 1
         elif args.command == "restart-needed":
             marker = node.home / RESTART_MARKER
             needed = marker.exists()

@@ -37,8 +37,8 @@ def test_rendered_settings_fetch_every_secret_at_run_time(bootstrap):
                                            "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__API_AUTH__JWT_SECRET"))
     assert "fernet-key fernet-seed" in settings["AIRFLOW__CORE__FERNET_KEY_CMD"]
     assert settings["AIRFLOW__CELERY__BROKER_URL_CMD"].endswith("--tls")
-    assert "--tls" in settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
-    assert "--scheme db+mysql+pymysql" in settings["AIRFLOW__CELERY__RESULT_BACKEND_CMD"]
+    assert "--ca-bundle /etc/pki/rds/global-bundle.pem" in settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
+    assert settings["AIRFLOW__CELERY__RESULT_BACKEND_CMD"] == settings["AIRFLOW__CELERY__BROKER_URL_CMD"]
     assert settings["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://10.0.1.10:8080/execution/"
     assert settings["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"] == "s3://logs/airflow/"
     assert settings["AIRFLOW_CONN_AWS_DEFAULT"] == "aws://?region_name=us-west-2"
@@ -98,7 +98,8 @@ def test_units_are_runnable_by_the_rehearsal_supervisor(bootstrap):
     assert unit.exec_start[4:8] == [f"{sys.prefix}/bin/airflow", "api-server", "--host", "0.0.0.0"]
     assert unit.restart_on_failure
     assert unit.environment_file == bootstrap.home / "airflow.env"
-    assert unit.exec_start_pre[0][2:4] == ["passwords-file", "admin-password"]
+    assert unit.exec_start_pre[0][2:4] == ["exec", "--"]
+    assert unit.exec_start_pre[0][5:7] == [str(BOOTSTRAP_DIR / "admin_user.py"), "admin-password"]
 
 
 def test_exec_resolves_every_cmd_option_once_and_drops_the_cmd(tmp_path):

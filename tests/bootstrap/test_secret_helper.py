@@ -2,13 +2,11 @@ import json
 import os
 import subprocess
 import sys
-from urllib.parse import unquote, urlencode, urlparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import boto3
-import pytest
 from .conftest import BOOTSTRAP_DIR
 from cryptography.fernet import Fernet
-from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(BOOTSTRAP_DIR))
 import airflow_secret  # noqa: E402
@@ -20,27 +18,18 @@ def test_fernet_key_is_derived_identically_and_usable():
     assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
 
 
-def test_mysql_url_escapes_credentials_and_requires_tls():
+def test_mysql_url_escapes_credentials_and_verifies_tls_with_the_ca_bundle():
     url = airflow_secret.mysql_url({"username": "air flow", "password": "p@ss/w:rd?"}, scheme="mysql+pymysql",
-                                   host="db", port="3306", database="airflow", tls=True, ca_bundle="")
+                                   host="db", port="3306", database="airflow", ca_bundle="/etc/pki/ca.pem")
     parsed = urlparse(url)
     assert (unquote(parsed.username), unquote(parsed.password)) == ("air flow", "p@ss/w:rd?")
     assert parsed.hostname == "db" and parsed.path == "/airflow"
-    assert "ssl_check_hostname=false" in parsed.query
+    assert parse_qs(parsed.query)["ssl_ca"] == ["/etc/pki/ca.pem"]
 
 
 def test_redis_url_uses_rediss_with_tls():
     assert airflow_secret.redis_url("t/k", host="r", port="6379", tls=True) == "rediss://:t%2Fk@r:6379/0?ssl_cert_reqs=required"
     assert airflow_secret.redis_url("tk", host="r", port="6379", tls=False) == "redis://:tk@r:6379/0"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def _helper(endpoint, *args):
@@ -56,18 +45,13 @@ def _helper(endpoint, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint, tmp_path):
+def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint):
     client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=moto_endpoint,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     arn = client.create_secret(Name="db-master", SecretString=json.dumps({"username": "u", "password": "p w"}))["ARN"]
-    client.create_secret(Name="admin-password", SecretString="s3cret")
     result = _helper(moto_endpoint, "mysql-url", arn, "--host", "h", "--database", "d")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "mysql+pymysql://u:p%20w@h:3306/d?charset=utf8mb4"
-    passwords = tmp_path / "passwords.json"
-    assert _helper(moto_endpoint, "passwords-file", "admin-password", "--path", str(passwords)).returncode == 0
-    assert json.loads(passwords.read_text()) == {"admin": "s3cret"}
-    assert passwords.stat().st_mode & 0o777 == 0o600
 
 
 def test_helper_names_a_missing_secret_without_a_traceback(moto_endpoint):

@@ -23,6 +23,8 @@ BOOTSTRAP = REPO_ROOT / "airflow_assets" / "bootstrap"
 def bootstrap_node_module():
     if not (BOOTSTRAP / "node.py").exists():
         pytest.skip("airflow_assets/bootstrap/node.py is not there")
+    if str(BOOTSTRAP) not in sys.path:
+        sys.path.insert(0, str(BOOTSTRAP))  # as when node.py runs as a script: its sibling modules import
     spec = importlib.util.spec_from_file_location("bootstrap_node", BOOTSTRAP / "node.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there

@@ -50,3 +50,10 @@ def test_max_connections_follows_rds_formula_and_unknown_classes_are_named():
     assert max_connections("r6g.large") == 16 * 1024**3 // 12582880
     with pytest.raises(ConfigError, match="'db_instance_type': no connection budget is known for 'x9.huge'"):
         max_connections("x9.huge")
+
+
+def test_the_worker_node_opens_no_metadata_db_connection(dev):
+    # Its airflow.env has no DB URL (tasks use the Execution API, results go to Redis), so none count.
+    (worker,) = [env for env in node_envs(dev) if env["AIRFLOW_ROLE"] == "worker"]
+    (budget,) = check_connection_budget("t4g.micro", [worker])
+    assert budget.total == 0 and set(budget.per_process) == {"celery-worker", "flower"}

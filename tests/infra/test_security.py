@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatch
 
 import pytest
 
@@ -140,3 +141,43 @@ def test_every_vpc_default_security_group_is_stripped_of_its_rules(assemblies, v
         if resource["Type"] == "Custom::VpcRestrictDefaultSG"
     }
     assert restricted == set(vpcs)
+
+
+def readable_secrets(template: dict, instance_id: str) -> set[str]:
+    """Logical ids of the secrets (or their RDS attachment) that the instance's role may GetSecretValue on."""
+    resources = template["Resources"]
+    profile = resources[instance_id]["Properties"]["IamInstanceProfile"]["Ref"]
+    roles = {role["Ref"] for role in resources[profile]["Properties"]["Roles"]}
+    readable: set[str] = set()
+    for policy in resources.values():
+        if policy["Type"] != "AWS::IAM::Policy" or not roles & {r.get("Ref") for r in policy["Properties"]["Roles"]}:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if statement["Effect"] != "Allow" or not any(fnmatch("secretsmanager:GetSecretValue", a) for a in actions):
+                continue
+            targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            readable |= {t["Ref"] if isinstance(t, dict) and "Ref" in t else json.dumps(t) for t in targets}
+    return readable
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_worker_role_cannot_read_the_db_master_jwt_fernet_or_admin_secret(assemblies, variant):
+    template = assemblies[variant].template
+    instances = assemblies[variant].resources("AWS::EC2::Instance")
+    worker = next(i for i in instances if i.startswith("Worker"))
+    control = [i for i in instances if not i.startswith("Worker")]
+    secrets = {**assemblies[variant].resources("AWS::SecretsManager::Secret"),
+               **assemblies[variant].resources("AWS::SecretsManager::SecretTargetAttachment")}
+
+    def named(*prefixes: str) -> set[str]:
+        return {s for s in secrets if s.startswith(prefixes)}
+
+    forbidden = named("MetadataDb", "SecretsFernetSeed", "SecretsJwtSecret", "SecretsAdminPassword")
+    needed = named("SecretsApiSecretKey", "Broker")
+    assert len(forbidden) >= 4 and len(needed) == 2, sorted(secrets)
+    worker_reads = readable_secrets(template, worker)
+    assert worker_reads & forbidden == set() and not any("*" in r for r in worker_reads), worker_reads
+    assert needed <= worker_reads
+    for instance in control:
+        assert forbidden | needed <= readable_secrets(template, instance), instance

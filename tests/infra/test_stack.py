@@ -211,10 +211,11 @@ def test_outputs_cover_ui_flower_buckets_uris_and_db(dev):
 
 
 def test_nodes_boot_after_mount_targets_and_their_policy(dev):
-    for instance in dev.resources("AWS::EC2::Instance").values():
+    for logical_id, instance in dev.resources("AWS::EC2::Instance").items():
         depends = instance["DependsOn"]
         assert any(d.startswith("SharedFsFileSystemEfsMountTarget") for d in depends)
-        assert any(d.startswith("NodeRolePolicy") for d in depends)
+        role = "WorkerRolePolicy" if logical_id.startswith("Worker") else "NodeRolePolicy"
+        assert any(d.startswith(role) for d in depends), logical_id
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -178,6 +178,10 @@ phase_configure() {
 }
 
 wait_for_database() {
+  if ! node_py uses-database; then
+    log "start: a worker node has no metadata DB access (its tasks use the Execution API), nothing to wait for"
+    return 0
+  fi
   if node_py migrates; then
     log "start: migrating the metadata database (this node owns migrations)"
     airflow_cli db migrate >&2 || fail "airflow db migrate failed"
