@@ -45,6 +45,9 @@ INSTANCE_MEMORY_GIB: dict[str, int] = {
 
 
 def _load_node_module():
+    # node.py runs as a script on the nodes, so its sibling modules import from its own directory.
+    if str(NODE_MODULE.parent) not in sys.path:
+        sys.path.append(str(NODE_MODULE.parent))
     spec = importlib.util.spec_from_file_location("airflow_bootstrap_node", NODE_MODULE)
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(spec.name, module)
