@@ -250,9 +250,10 @@ class Node:
 
         query = {"region_name": self.env["AWS_REGION"]}
         if self.env["AWS_ENDPOINT_URL"]:
-            # The emulator accepts any key; on EC2 the instance role supplies credentials.
+            # The emulator tells the nodes apart by key (each is checked against its own instance role);
+            # on EC2 the instance role supplies credentials.
             query["endpoint_url"] = self.env["AWS_ENDPOINT_URL"]
-            return f"aws://testing:testing@/?{urlencode(query)}"
+            return f"aws://node-{self.env['AIRFLOW_ROLE']}:testing@/?{urlencode(query)}"
         return f"aws://?{urlencode(query)}"
 
     def template_context(self) -> dict:

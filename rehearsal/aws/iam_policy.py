@@ -317,6 +317,17 @@ class TemplateIam:
             raise ValueError(f"expected one IAM role with logical id {prefix}*, found {found}")
         return found[0]
 
+    def instance_role(self, instance_name: str) -> str:
+        """The logical id of the role an EC2 instance (by its Name tag) runs as, through its instance profile."""
+        for resource in self.resources.values():
+            properties = resource.get("Properties", {})
+            tags = {tag["Key"]: tag["Value"] for tag in properties.get("Tags", []) if isinstance(tag.get("Value"), str)}
+            if resource["Type"] == "AWS::EC2::Instance" and tags.get("Name") == instance_name:
+                profile = self.resources[properties["IamInstanceProfile"]["Ref"]]
+                (role,) = profile["Properties"]["Roles"]
+                return role["Ref"]
+        raise ValueError(f"the template has no EC2 instance named {instance_name!r}")
+
     def principal(self, role: str) -> Principal:
         properties = self.resources[role].get("Properties", {})
         policies = [

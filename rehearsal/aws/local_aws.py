@@ -39,12 +39,20 @@ SORT_JOB = Path(__file__).resolve().parents[2] / "emr_steps" / "sort_by_spending
 
 # Principals are told apart by access key id. The node's key is the one airflow_assets/bootstrap/node.py
 # renders into AIRFLOW_CONN_AWS_DEFAULT when AWS_ENDPOINT_URL is set (tests/emulator/test_iam_gate.py ties them).
-NODE_ROLE_ACCESS_KEY = "testing"
+NODE_ROLES = ("scheduler", "api-server", "worker")
+
+
+def node_access_key(role: str) -> str:
+    """The key a node of `role` signs with on the emulator (airflow_assets/bootstrap/node.py renders it),
+    so each node's calls are checked against the role its EC2 instance has in the template."""
+    return f"node-{role}"
+
+
+NODE_ROLE_ACCESS_KEY = node_access_key("scheduler")
 EMR_INSTANCE_ACCESS_KEY = "rehearsal-emr-instance"
 ADMIN_ACCESS_KEY = "rehearsal-admin"  # the rehearsal itself: seeding and inspection, never authorised
 DUMMY_SECRET_KEY = "testing"
 # Logical-id prefixes of the template's roles (stacks/): the Airflow nodes' role and EMR's instance role.
-NODE_ROLE = "NodeRole"
 EMR_INSTANCE_ROLE = "EmrRolesInstanceRole"
 
 
@@ -219,10 +227,20 @@ class LocalAws:
             role = template.role_named(prefix)
             return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(role)}/{session}", template.principal(role))
 
+        roles_of_nodes = {}
+        for role in NODE_ROLES:
+            with contextlib.suppress(ValueError):  # no worker instance without CeleryExecutor
+                roles_of_nodes[role] = template.instance_role(f"airflow-{role}")
+
+        def node_caller(role: str) -> Caller:
+            logical_id = roles_of_nodes[role]
+            return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(logical_id)}/rehearsal-{role}",
+                          template.principal(logical_id))
+
         self._iam = IamGate(
             {
                 ADMIN_ACCESS_KEY: Caller(f"arn:aws:iam::{self.account_id}:root", None),
-                NODE_ROLE_ACCESS_KEY: caller(NODE_ROLE, "rehearsal-node"),
+                **{node_access_key(role): node_caller(role) for role in NODE_ROLES if role in roles_of_nodes},
                 EMR_INSTANCE_ACCESS_KEY: caller(EMR_INSTANCE_ROLE, "rehearsal-emr-step"),
             },
             RequestMapper(EmulatorState(self.account_id, emulated_clusters)),
@@ -230,8 +248,8 @@ class LocalAws:
         assert self._server is not None
         self._server.iam = self._iam
         self.iam_setup_seconds = time.monotonic() - started
-        log.info("rehearsal: IAM enforced for the template's %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
-                 NODE_ROLE, EMR_INSTANCE_ROLE, self.iam_setup_seconds, stack.seconds)
+        log.info("rehearsal: IAM enforced for the nodes' roles %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
+                 roles_of_nodes, EMR_INSTANCE_ROLE, self.iam_setup_seconds, stack.seconds)
 
     def iam_report(self) -> dict[str, Any]:
         """{"enforced", "calls", "denied": [{principal, action, resource, message}], "setup_seconds"}."""

@@ -7,7 +7,7 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 
-from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY, NODE_ROLE_ACCESS_KEY
+from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY, NODE_ROLE_ACCESS_KEY, node_access_key
 from rehearsal.aws.seed import EC2_ROLE
 
 from .emulator_support import REPO_ROOT, start_cluster
@@ -142,3 +142,28 @@ def test_emr_steps_call_as_the_instance_role(local_aws):
         s3.put_object(Bucket=bucket, Key="input/mall_customers/Mall_Customers.csv", Body=b"overwritten")
     # The template's instance role, bound to the role the seed put in the instance profile.
     assert f"assumed-role/{EC2_ROLE}/" in denied(excinfo, "AccessDenied")
+
+
+def test_each_node_signs_as_its_own_instance_role_and_the_worker_reads_no_master_secret(local_aws):
+    # node.py renders the key the emulator knows each node's instance role by.
+    sys.path.insert(0, str(REPO_ROOT / "airflow_assets" / "bootstrap"))
+    try:
+        import node as bootstrap_node
+    finally:
+        sys.path.pop(0)
+    for role in ("scheduler", "api-server", "worker"):
+        env = {**bootstrap_node.DEFAULTS, "AIRFLOW_ROLE": role, "AIRFLOW_HOME": "/opt/airflow", "AIRFLOW_VENV": "/opt/airflow/venv", "AWS_REGION": "us-west-2",
+               "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+        uri = bootstrap_node.Node(env, REPO_ROOT / "node.env").aws_connection_uri()
+        assert uri.startswith(f"aws://{node_access_key(role)}:"), uri
+    # On AWS the worker node runs as WorkerRole: it reads the broker's AUTH token, never the DB master
+    # secret, the JWT secret, the Fernet seed or the admin password.
+    worker = local_aws.client("secretsmanager", access_key=node_access_key("worker"))
+    scheduler = local_aws.client("secretsmanager", access_key=node_access_key("scheduler"))
+    ids = local_aws.secret_ids
+    assert worker.get_secret_value(SecretId=ids["REDIS_AUTH_SECRET_ID"])["SecretString"]
+    for name in ("ADMIN_PASSWORD_SECRET_ID", "DB_SECRET_ID", "JWT_SECRET_SECRET_ID", "FERNET_KEY_SECRET_ID"):
+        assert scheduler.get_secret_value(SecretId=ids[name])["SecretString"]
+        with pytest.raises(ClientError) as excinfo:
+            worker.get_secret_value(SecretId=ids[name])
+        assert "/rehearsal-worker is not authorized to perform: secretsmanager:GetSecretValue" in denied(excinfo, "AccessDeniedException")
