@@ -135,6 +135,8 @@ def _run_once(rehearsal: Rehearsal, args, started: float) -> int:
             facts += f" output={rehearsal.save_output()}"
         _say(f"logs: {rehearsal.workdir / 'logs'} (Airflow processes), {rehearsal.aws.workdir / 'emr'} (EMR steps), "
              f"{rehearsal.workdir / 'nodes'} (bootstrap)")
+        for path in rehearsal.save_mails(run):
+            _say(f"outcome mail: {path}")
     else:
         _say(f"output and logs were under {rehearsal.workdir}, deleted at exit; --keep keeps them")
     total = f"total={time.monotonic() - started:.0f}s"

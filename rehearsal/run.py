@@ -384,7 +384,9 @@ class Rehearsal:
                           cluster_state=cluster["state"] if cluster else None, new_mails=mails)
         for step in (cluster or {}).get("steps", []):
             if step["state"] == "FAILED":
-                run.step_failures[step["name"]] = step["failure_details"].get("Reason") or "no reason given"
+                details = step["failure_details"]
+                found = [text for text in (details.get("Reason"), details.get("Message")) if text]
+                run.step_failures[step["name"]] = " / ".join(dict.fromkeys(found)) or "no details given"
                 stderr = Path(step["log_dir"]) / "stderr"
                 tail = stderr.read_text(errors="replace").splitlines()[-30:] if stderr.is_file() else []
                 run.log_tails[f"EMR step {step['name']}"] = "\n".join([str(step["failure_details"]), *tail])
@@ -419,6 +421,16 @@ class Rehearsal:
         for key in self.aws.list_keys(output_uri):
             self.aws.download(f"s3://{bucket}/{key}", self.workdir / "output" / bucket / key)
         return target
+
+    def save_mails(self, run: PipelineRun) -> list[Path]:
+        """Write the run's outcome mails (as the emulated SES received them) into the workdir."""
+        saved = []
+        for number, mail in enumerate(run.new_mails, start=1):
+            path = self.workdir / "mail" / f"outcome-{number}.html"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"<!-- Subject: {mail['subject']} -->\n{mail['body']}")
+            saved.append(path)
+        return saved
 
     def output_problems(self) -> list[str]:
         table = self.aws.read_parquet(self.aws.pipeline_config["output_uri"])

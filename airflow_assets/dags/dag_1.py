@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from airflow.providers.amazon.aws.hooks.emr import EmrHook
 from airflow.providers.amazon.aws.hooks.ses import SesHook
 from airflow.providers.amazon.aws.operators.emr import (
     EmrCreateJobFlowOperator,
@@ -24,7 +27,7 @@ from emr_pipeline.operators import (
     TriggerFreshDagRunOperator,
     logical_date_triggered_by,
 )
-from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
+from emr_pipeline.outcome import Outcome, failed_tasks, step_errors, whole_seconds
 
 DATA_DAG_ID = "dag_2"
 CREATE, TRIGGER, WAIT, TERMINATE, MAIL = (
@@ -49,14 +52,24 @@ def email_outcome(output_uri: str, **context) -> None:
     if triggered_run_id:
         data_states = ti.get_task_states(dag_id=DATA_DAG_ID, run_ids=[triggered_run_id])
         failures += failed_tasks(DATA_DAG_ID, data_states.get(triggered_run_id, {}))
+    cluster_id = ti.xcom_pull(task_ids=CREATE)
+    failed_steps = []
+    unavailable = []
+    if cluster_id and failures:  # why EMR says a step failed: the job's own error line, for the reader
+        emr = EmrHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).conn
+        try:
+            failed_steps = emr.list_steps(ClusterId=cluster_id, StepStates=["FAILED"]).get("Steps", [])
+        except (BotoCoreError, ClientError) as error:  # the mail goes out regardless
+            unavailable = [f"step details unavailable: {error}"]
     outcome = Outcome(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
-        cluster_id=ti.xcom_pull(task_ids=CREATE),
+        cluster_id=cluster_id,
         triggered_run_id=triggered_run_id,
         output_uri=output_uri,
         duration=whole_seconds(timezone.utcnow() - dag_run.start_date),
         failed_tasks=failures,
+        step_errors=step_errors(failed_steps) + unavailable,
     )
     SesHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).send_email(
         mail_from=config["sender_email"],

@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from markupsafe import escape
 
 from rehearsal.nodes import REPO_ROOT, free_port
 from rehearsal.run import DATASET
@@ -71,7 +72,8 @@ def test_a_bad_file_fails_the_run_naming_the_jobs_error(tmp_path):
     bad.write_text(HEADER + "1,Male,19,15,39\n2,Female,21,15,eighty-one\n3,Female,20,16,6\n")
     machine_tmp = tmp_path / "tmp"
     machine_tmp.mkdir()
-    process = rehearsal_cli("--input", str(bad), "--timeout", "600", tmpdir=machine_tmp)
+    process = rehearsal_cli("--input", str(bad), "--timeout", "600", "--keep", "--workdir", str(tmp_path / "work"),
+                            tmpdir=machine_tmp)
     output, _ = process.communicate(timeout=900)
     final = output.rstrip().splitlines()[-1]
 
@@ -79,14 +81,19 @@ def test_a_bad_file_fails_the_run_naming_the_jobs_error(tmp_path):
     assert final.startswith("rehearsal: FAILED "), output
     assert f"input={bad} rows_in=3 rows_out=n/a" in final
     # The sort job's own stderr line (exit 2, "error: ..."), carried by the EMR step's FailureDetails.
-    assert re.search(r"cause: EMR step [^:]+: error: \S", final), final
+    job_error = re.search(r"cause: EMR step [^:]+: (error: [^/;]+)", final)
+    assert job_error, final
+    mails = re.findall(r"outcome mail: (\S+)", output)
+    assert len(mails) == 1, output
+    mail = Path(mails[0]).read_text()
+    assert "EMR pipeline FAILED" in mail and str(escape(job_error.group(1).strip())) in mail, mail
     assert not list(machine_tmp.iterdir()), "left behind in TMPDIR"
 
 
 @pytest.mark.rehearsal
 def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_ctrl_c(tmp_path):
     import airflow_client.client as airflow_client
-    from airflow_client.client.api.dag_run_api import DAGRunApi
+    from airflow_client.client.api.dag_run_api import DagRunApi
 
     rows = DATASET.read_text().splitlines(keepends=True)[:41]  # the header and 40 customers
     mine = tmp_path / "my customers.csv"
@@ -122,7 +129,7 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
         password = __import__("json").loads(passwords_file.read_text())[user]
         token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()["access_token"]
         with airflow_client.ApiClient(airflow_client.Configuration(host=url, access_token=token)) as client:
-            runs = DAGRunApi(client).get_dag_runs("dag_1").dag_runs
+            runs = DagRunApi(client).get_dag_runs("dag_1").dag_runs
         assert [run.state.value for run in runs] == ["success"]
 
         children = psutil.Process(process.pid).children(recursive=True)
