@@ -154,7 +154,7 @@ def _serve(rehearsal: Rehearsal) -> None:
     _say(f"serving Airflow at {rehearsal.api_url} (UI and REST API /api/v2)")
     _say(f"user {rehearsal.admin_user}, password in {rehearsal.passwords_file}")
     if rehearsal.flower_url:
-        _say(f"Flower at {rehearsal.flower_url}")
+        _say(f"Flower at {rehearsal.flower_url} (UI and REST API /api, same user and password)")
     _say("Ctrl-C stops every process")
     while True:
         time.sleep(3600)

@@ -180,8 +180,13 @@ class Node:
             "api-server": [self.secret_command("passwords-file", self.env["ADMIN_PASSWORD_SECRET_ID"],
                                                "--user", "admin", "--path", str(self.passwords_file))],
         }
-        with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
-        return [Process(name, with_secrets + commands[name], pre.get(name, [])) for name in self._process_names()]
+        # Flower's REST API answers only with basic auth configured: the admin user and password, set
+        # for the Flower process alone.
+        flower_auth = shlex.join(self.secret_command("basic-auth", self.env["ADMIN_PASSWORD_SECRET_ID"], "--user", "admin"))
+        only_here = {"flower": ["--set", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH_CMD", flower_auth]}
+        exec_helper = self.secret_command("exec", "--")[:3]
+        return [Process(name, exec_helper + only_here.get(name, []) + ["--"] + commands[name], pre.get(name, []))
+                for name in self._process_names()]
 
     # -- configuration -------------------------------------------------------------------------
     def _db_settings(self) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """The cluster profile end to end, then the fault drills on the same running deployment (in this order)."""
 
+import json
 import signal
 import time
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.rehearsal
@@ -19,6 +21,18 @@ def _wait_until(predicate, timeout: float, what: str):
             return found
         time.sleep(0.3)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
+    """Flower's API needs authentication (FLOWER_UNAUTHENTICATED_API stays unset): basic auth, admin's password."""
+    password = json.loads(cluster.passwords_file.read_text())[cluster.admin_user]
+    workers = f"{cluster.flower_url}/api/workers"
+
+    assert httpx.get(workers, timeout=30).status_code == 401
+    assert httpx.get(workers, auth=(cluster.admin_user, "wrong"), timeout=30).status_code == 401
+    response = httpx.get(workers, params={"refresh": "true"}, auth=(cluster.admin_user, password), timeout=60)
+    assert response.status_code == 200, response.text
+    assert [name for name in response.json() if name.startswith("celery@")], response.json()
 
 
 def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster):
