@@ -238,7 +238,6 @@ class Node:
             "jwt_secret_cmd": shlex.join(self.secret_command("value", env["JWT_SECRET_SECRET_ID"])),
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
             "aws_conn_uri": self.aws_connection_uri(),
-            "emr_pipeline_json": json.dumps(json.loads(env["EMR_PIPELINE_JSON"]), separators=(",", ":")),
             "systemd": env["PROCESS_MANAGER"] == "systemd",
             "role_label": "+".join(self.roles),
         }

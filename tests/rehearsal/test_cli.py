@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -92,8 +93,12 @@ def test_a_bad_file_fails_the_run_naming_the_jobs_error(tmp_path):
 
 @pytest.mark.rehearsal
 def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_ctrl_c(tmp_path):
+    """Also: the emr_pipeline Variable is readable and editable through the REST API, and the edit runs."""
     import airflow_client.client as airflow_client
     from airflow_client.client.api.dag_run_api import DagRunApi
+    from airflow_client.client.api.variable_api import VariableApi
+    from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
+    from airflow_client.client.models.variable_body import VariableBody
 
     rows = DATASET.read_text().splitlines(keepends=True)[:41]  # the header and 40 customers
     mine = tmp_path / "my customers.csv"
@@ -126,11 +131,28 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
 
         # A person with the official client, the user name and the password file the CLI named.
         user, passwords_file = credentials.group(1), Path(credentials.group(2))
-        password = __import__("json").loads(passwords_file.read_text())[user]
+        password = json.loads(passwords_file.read_text())[user]
         token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()["access_token"]
         with airflow_client.ApiClient(airflow_client.Configuration(host=url, access_token=token)) as client:
-            runs = DagRunApi(client).get_dag_runs("dag_1").dag_runs
-        assert [run.state.value for run in runs] == ["success"]
+            dag_runs = DagRunApi(client)
+            assert [run.state.value for run in dag_runs.get_dag_runs("dag_1").dag_runs] == ["success"]
+
+            # The pipeline settings are the Variable the UI and the API show, and an edit is what runs next.
+            variables = VariableApi(client)
+            variable = variables.get_variable("emr_pipeline")
+            config = json.loads(variable.value)
+            assert config["input_uri"].startswith("s3://") and "deploy" in variable.description
+            edited = {**config, "output_uri": config["output_uri"].rstrip("/") + "_edited/"}
+            variables.patch_variable("emr_pipeline", VariableBody(key="emr_pipeline", value=json.dumps(edited),
+                                                                  description=variable.description))
+            dag_runs.trigger_dag_run("dag_1", TriggerDAGRunPostBody(logical_date=None))
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                confs = [run.conf for run in dag_runs.get_dag_runs("dag_2").dag_runs]
+                if len(confs) == 2:
+                    break
+                time.sleep(2)
+            assert edited["output_uri"] in [conf.get("output_uri") for conf in confs], confs
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 4, "expected the api-server, scheduler, dag-processor and triggerer"
