@@ -61,7 +61,7 @@ class PipelineRun:
     cluster_state: str | None
     new_mails: list[dict]
     log_tails: dict[str, str] = field(default_factory=dict)
-    # EMR step name -> its FailureDetails.Reason (the job's own error line)
+    # EMR step name -> its FailureDetails (Reason / Message: the job's own error line)
     step_failures: dict[str, str] = field(default_factory=dict)
 
     def _ti(self, dag_id: str, task_id: str) -> dict | None:
@@ -102,8 +102,7 @@ class PipelineRun:
     @property
     def causes(self) -> list[str]:
         """Why the run failed, most telling first: a failed EMR step's own error line, else the failed tasks."""
-        steps = [f"EMR step {name.removeprefix('EMR step ')}: {reason}"
-                 for name, reason in self.step_failures.items()]
+        steps = [f"EMR step {name}: {details}" for name, details in self.step_failures.items()]
         if steps:
             return steps
         return [f"{dag_id}.{ti['task_id']} {ti['state']}" for dag_id, instances in self.task_instances.items()

@@ -3,6 +3,7 @@
 import json
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,6 +34,11 @@ def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
     response = httpx.get(workers, params={"refresh": "true"}, auth=(cluster.admin_user, password), timeout=60)
     assert response.status_code == 200, response.text
     assert [name for name in response.json() if name.startswith("celery@")], response.json()
+    # The credentials are set for Flower alone: the Celery worker (and every task it runs) never sees them.
+    for unit in cluster.units("worker"):
+        environ = Path(f"/proc/{cluster.supervisor.pid(unit)}/environ").read_bytes().split(b"\0")
+        has_auth = any(entry.startswith(b"AIRFLOW__CELERY__FLOWER_BASIC_AUTH=") for entry in environ)
+        assert has_auth == unit.endswith("flower"), unit
 
 
 def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster):
