@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,22 +32,44 @@ def rehearsal_cli(*args: str, tmpdir: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def read_until(process: subprocess.Popen, pattern: str, timeout: float, seen: list[str]) -> re.Match:
-    """Read the CLI's merged output line by line until `pattern` matches one; every line goes to `seen`."""
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=1):
-            continue
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line.rstrip("\n"))
-        match = re.search(pattern, line)
-        if match:
-            return match
-    raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(seen[-60:]))
+class OutputLines:
+    """The CLI's merged output, read line by line in a thread (a buffered pipe defeats select())."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def until(self, pattern: str, timeout: float) -> re.Match:
+        """The first line from here on that matches `pattern`; every line read goes to `seen`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matching {pattern!r}; output so far:\n" + "\n".join(self.seen[-60:]))
+
+    def rest(self, timeout: float) -> str:
+        """Everything until the process closes its output."""
+        lines, deadline = [], time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            line = self._lines.get(timeout=left)
+            if line is None:
+                return "\n".join(lines)
+            lines.append(line)
+        raise AssertionError("the CLI did not close its output: " + "\n".join(lines[-30:]))
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
@@ -109,19 +132,20 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
     port = free_port()
     process = rehearsal_cli("--input", str(mine), "--serve", "--keep", "--workdir", str(workdir),
                             "--port", str(port), "--timeout", "600", tmpdir=machine_tmp)
-    seen: list[str] = []
+    output = OutputLines(process)
+    seen = output.seen
     try:
-        final = read_until(process, r"^rehearsal: (ok|FAILED) ", timeout=900, seen=seen)
+        final = output.until(r"^rehearsal: (ok|FAILED) ", timeout=900)
         assert final.group(1) == "ok", "\n".join(seen)
-        url = read_until(process, r"serving Airflow at (http://\S+)", timeout=30, seen=seen).group(1)
-        credentials = read_until(process, r"user (\w+), password in (.+)$", timeout=30, seen=seen)
+        url = output.until(r"serving Airflow at (http://\S+)", timeout=30).group(1)
+        credentials = output.until(r"user (\w+), password in (.+)$", timeout=30)
 
         # While it ran: a line per phase and per finished task, with its duration and state.
         lines = "\n".join(seen)
         assert "starting the AWS emulator" in lines and "embedded healthy after" in lines
         assert re.search(r"dag_1\.create_emr_cluster success in \d+\.\ds", lines)
         assert re.search(r"dag_2\.wait_for_sort_and_write_parquet success in \d+\.\ds", lines)
-        assert seen.index(final.string.rstrip("\n")) > next(i for i, l in enumerate(seen) if "dag_1.email_outcome" in l)
+        assert seen.index(final.string) > next(i for i, line in enumerate(seen) if "dag_1.email_outcome" in line)
         # The summary: the input, both row counts, and where the kept Parquet lies.
         summary = final.string
         assert f"input={mine} rows_in=40 rows_out=40 " in summary
@@ -157,10 +181,15 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 4, "expected the api-server, scheduler, dag-processor and triggerer"
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=120)
+        rest = output.rest(timeout=120)
+        process.wait(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # a failed assertion: let the harness stop what it started
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
     assert process.returncode == 0, rest
     assert "stopped every process" in rest
     gone, alive = psutil.wait_procs(children, timeout=10)
