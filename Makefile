@@ -44,12 +44,15 @@ machine:
 test: machine venv checkov-venv
 	$(VENV)/bin/pytest -q tests
 
+# make demo INPUT=my.csv SERVE=1 KEEP=1 (docs/rehearsal.md)
+REHEARSAL_OPTIONS = $(if $(INPUT),--input "$(INPUT)") $(if $(SERVE),--serve) $(if $(KEEP),--keep)
+
 demo: venv
 	bash scripts/setup-machine.sh demo
-	$(PY) -m rehearsal --profile embedded
+	$(PY) -m rehearsal --profile embedded $(REHEARSAL_OPTIONS)
 
 rehearsal: machine venv
-	$(PY) -m rehearsal --profile cluster
+	$(PY) -m rehearsal --profile cluster $(REHEARSAL_OPTIONS)
 
 synth: venv
 	CDK_OUTDIR=cdk.out $(PY) app.py

@@ -123,8 +123,8 @@ def _node(name: str, workdir: Path, params: dict[str, str]) -> Node:
     return Node(name, root, {**params, "AIRFLOW_HOME": str(home)})
 
 
-def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float) -> list[Node]:
-    api_port = free_port()
+def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[Node]:
+    api_port = api_port or free_port()
     params = {
         **common_params(aws, workdir, venv, poll_interval),
         "AIRFLOW_ROLE": "scheduler",
@@ -143,8 +143,8 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float) -> list
 
 
 def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, redis_port: int,
-                  scheduler_count: int) -> list[Node]:
-    api_port = free_port()
+                  scheduler_count: int, api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+    api_port = api_port or free_port()
     shared = {
         **common_params(aws, workdir, venv, poll_interval),
         "EXECUTOR": "CeleryExecutor",
@@ -168,7 +168,7 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         _node("api-server", workdir, {**shared, "AIRFLOW_ROLE": "api-server", "API_SERVER_BIND": "127.0.0.1",
                                       "API_SERVER_WORKERS": "1", "SCHEDULER_HEALTH_PORT": str(free_port())}),
         _node("worker", workdir, {**shared, "AIRFLOW_ROLE": "worker", "WORKER_CONCURRENCY": "4",
-                                  "FLOWER_PORT": str(free_port()), "WORKER_LOG_SERVER_PORT": str(free_port())}),
+                                  "FLOWER_PORT": str(flower_port or free_port()), "WORKER_LOG_SERVER_PORT": str(free_port())}),
     ]
 
 

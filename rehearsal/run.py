@@ -6,16 +6,22 @@ CLI (``python -m rehearsal``) uses it for a single checked run.
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rehearsal.airflow_api import AirflowApi, parse_time
+from dotenv import dotenv_values
+
+from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.dataset import DATASET
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
 from rehearsal.services import (
@@ -35,6 +41,8 @@ EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
 # The sort job may keep the CSV header or normalise it to snake_case.
 SCORE_COLUMNS = ("spending_score", "Spending Score (1-100)")
 PROFILES = ("embedded", "cluster")
+# A task instance try that will not change any more (up_for_retry: this try failed, another follows).
+FINISHED_TASK_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "up_for_retry", "removed"})
 
 
 class RehearsalFailed(RuntimeError):
@@ -52,6 +60,8 @@ class PipelineRun:
     cluster_state: str | None
     new_mails: list[dict]
     log_tails: dict[str, str] = field(default_factory=dict)
+    # EMR step name -> its FailureDetails (Reason / Message: the job's own error line)
+    step_failures: dict[str, str] = field(default_factory=dict)
 
     def _ti(self, dag_id: str, task_id: str) -> dict | None:
         return next((t for t in self.task_instances.get(dag_id, []) if t["task_id"] == task_id), None)
@@ -88,6 +98,15 @@ class PipelineRun:
         lag = self._seconds(self.dag_2.get("end_date"), sensor.get("end_date"))
         return None if lag is None else max(lag, 0.0)
 
+    @property
+    def causes(self) -> list[str]:
+        """Why the run failed, most telling first: a failed EMR step's own error line, else the failed tasks."""
+        steps = [f"EMR step {name}: {details}" for name, details in self.step_failures.items()]
+        if steps:
+            return steps
+        return [f"{dag_id}.{ti['task_id']} {ti['state']}" for dag_id, instances in self.task_instances.items()
+                for ti in instances if ti["state"] == "failed"]
+
     def log_report(self) -> str:
         """The log tails of every failed task and EMR step, for a person reading a failure."""
         return "\n".join(f"--- log tail of {name} ---\n{tail}" for name, tail in self.log_tails.items())
@@ -100,10 +119,48 @@ class PipelineRun:
                 f"trigger_lag={fmt(self.trigger_lag)} sensor_lag={fmt(self.sensor_lag)}")
 
 
+def csv_records(path: Path) -> int | None:
+    """Data records of a CSV as RFC 4180 counts them (quoted line breaks inside a field); None if unreadable."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return max(sum(1 for row in csv.reader(handle) if row) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+class TaskProgress:
+    """One line per finished task try of a dag_1 run and of the dag_2 run it triggered, as they finish."""
+
+    def __init__(self, api: AirflowApi, report: Callable[[str], None]):
+        self._api = api
+        self._report = report
+        self._seen: set[tuple] = set()
+
+    def poll(self, dag_1_run_id: str) -> None:
+        runs = [("dag_1", dag_1_run_id)]
+        dag_2_run_id = self._api.xcom("dag_1", dag_1_run_id, "trigger_dag_2", "trigger_run_id")
+        if dag_2_run_id:
+            runs.append(("dag_2", dag_2_run_id))
+        for dag_id, run_id in runs:
+            try:
+                instances = self._api.task_instances(dag_id, run_id)
+            except AirflowApiError:  # dag_2's run may not be created yet
+                continue
+            for ti in sorted(instances, key=lambda t: t.get("end_date") or ""):
+                key = (dag_id, run_id, ti["task_id"], ti.get("map_index"), ti.get("try_number"))
+                if ti["state"] in FINISHED_TASK_STATES and key not in self._seen:
+                    self._seen.add(key)
+                    took = f" in {ti['duration']:.1f}s" if ti.get("duration") is not None else ""
+                    attempt = f" (try {ti['try_number']})" if (ti.get("try_number") or 1) > 1 else ""
+                    self._report(f"{dag_id}.{ti['task_id']} {ti['state']}{took}{attempt}")
+
+
 class Rehearsal:
     # poll_interval: how often the sensors (deferrable, as deployed) check; short so a run stays short.
+    # api_port / flower_port: fixed ports for a person to open (--serve); default: any free port.
     def __init__(self, profile: str, *, workdir: Path | None = None, scheduler_count: int = 1, keep: bool = False,
-                 venv: Path | None = None, poll_interval: float = 1.0, dataset: Path = DATASET):
+                 venv: Path | None = None, poll_interval: float = 1.0, dataset: Path = DATASET,
+                 api_port: int | None = None, flower_port: int | None = None):
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         self.profile = profile
@@ -111,9 +168,12 @@ class Rehearsal:
         self.scheduler_count = scheduler_count
         self.venv = venv or Path(sys.prefix)
         self.poll_interval = poll_interval
-        self.dataset = dataset
+        self.dataset = Path(dataset).resolve()
+        self.api_port = api_port
+        self.flower_port = flower_port
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"rehearsal-{profile}-")).resolve()
+        self._saved_tmpdir: tuple[str | None, str | None] | None = None
         self.aws = None
         self.nodes: list[Node] = []
         self.supervisor: Supervisor | None = None
@@ -137,7 +197,7 @@ class Rehearsal:
 
     def _check_machine(self) -> None:
         if not self.dataset.is_file():
-            raise RehearsalFailed(f"dataset {self.dataset} not found")
+            raise RehearsalFailed(f"dataset {self.dataset} is not a file")
         require_java()
         if self.profile == "cluster":
             require_mariadb()
@@ -147,29 +207,91 @@ class Rehearsal:
         from rehearsal.aws import LocalAws
 
         self._check_machine()
-        log.info("rehearsal: workdir %s", self.workdir)
+        self._use_private_tmpdir()
+        log.info("rehearsal: workdir %s (%s)", self.workdir,
+                 "kept" if self.keep or not self._own_workdir else "deleted at exit; --keep keeps it")
+        started = time.monotonic()
+        log.info("rehearsal: starting the AWS emulator (moto on loopback, local EMR steps with Spark)")
         self.aws = LocalAws(self.workdir / "aws", dataset=self.dataset, emr_steps_dir=EMR_STEPS_DIR,
                             poll_interval=0.5)
         self.aws.start()
+        log.info("rehearsal: AWS emulator ready in %.1fs, input %s uploaded to %s", time.monotonic() - started,
+                 self.dataset, self.aws.pipeline_config["input_uri"])
         self.original_input = self.workdir / "input.csv"
         self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
         if self.profile == "cluster":
+            log.info("rehearsal: starting a MariaDB database and an AUTH Redis for this run")
             self._start_services()
             redis_port = self._redis.port
             self.nodes = cluster_nodes(self.aws, self.workdir, self.venv, self.poll_interval,
                                        db_name=self._database.name, redis_port=redis_port,
-                                       scheduler_count=self.scheduler_count)
+                                       scheduler_count=self.scheduler_count, api_port=self.api_port,
+                                       flower_port=self.flower_port)
         else:
-            self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval)
+            self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval, api_port=self.api_port)
         self.supervisor = Supervisor(self.workdir / "logs")
         self._bootstrap()
-        api_node = next(n for n in self.nodes if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", ""))
         password = self.aws.secret_value(self.aws.secret_ids["ADMIN_PASSWORD_SECRET_ID"])
-        self.api = AirflowApi(f"http://127.0.0.1:{api_node.params['API_SERVER_PORT']}", "admin", password)
+        self.api = AirflowApi(self.api_url, self.admin_user, password)
         self.api.login()
+        log.info("rehearsal: waiting for the dag-processor to parse dag_1 and dag_2")
         for dag_id in ("dag_1", "dag_2"):
             self.api.wait_for_dag(dag_id, timeout=180)
             self.api.unpause(dag_id)
+
+    @property
+    def api_node(self) -> Node:
+        return next(n for n in self.nodes
+                    if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", ""))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_node.params['API_SERVER_PORT']}"
+
+    # The FAB user the api-server unit keeps in step with the admin-password secret (and Flower's user).
+    admin_user = "admin"
+
+    def _passwords_file(self, name: str, secret_key: str) -> Path:
+        """{user: password} from the emulated Secrets Manager (where a deployment keeps it), mode 0600."""
+        path = self.workdir / f"{name}-password.json"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(json.dumps({self.admin_user: self.aws.secret_value(self.aws.secret_ids[secret_key])}))
+        return path
+
+    @property
+    def passwords_file(self) -> Path:
+        return self._passwords_file("airflow", "ADMIN_PASSWORD_SECRET_ID")
+
+    @property
+    def flower_passwords_file(self) -> Path:
+        return self._passwords_file("flower", "FLOWER_PASSWORD_SECRET_ID")
+
+    @property
+    def flower_url(self) -> str | None:
+        worker = next((n for n in self.nodes if n.role == "worker"), None)
+        return f"http://127.0.0.1:{worker.params['FLOWER_PORT']}" if worker else None
+
+    def _use_private_tmpdir(self) -> None:
+        """Everything the rehearsal starts (bootstrap, Airflow, Spark steps) keeps its temporary files in
+        the workdir, so nothing is left in the machine's /tmp (Hive leaves one `<session>_resources`
+        directory per Spark SQL session there)."""
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        self._saved_tmpdir = (os.environ.get("TMPDIR"), tempfile.tempdir)
+        os.environ["TMPDIR"] = str(tmp)
+        tempfile.tempdir = str(tmp)
+
+    def _restore_tmpdir(self) -> None:
+        if self._saved_tmpdir is None:
+            return
+        environ_value, module_value = self._saved_tmpdir
+        if environ_value is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = environ_value
+        tempfile.tempdir = module_value
+        self._saved_tmpdir = None
 
     def _start_services(self) -> None:
         secrets = self.aws.client("secretsmanager")
@@ -177,7 +299,7 @@ class Rehearsal:
         # As RDS does: the master secret names the user; here a fresh one per run.
         secrets.put_secret_value(
             SecretId=self.aws.secret_ids["DB_SECRET_ID"],
-            SecretString=__import__("json").dumps({"username": credentials["username"],
+            SecretString=json.dumps({"username": credentials["username"],
                                                    "password": credentials["password"]}),
         )
         self._database = RehearsalDatabase(name=credentials["database"], username=credentials["username"],
@@ -205,8 +327,11 @@ class Rehearsal:
         # install and configure one node at a time: the rehearsal's nodes share one venv.
         for node in nodes:
             node.write_node_env()
-            node.phase("install")
-            node.phase("configure")
+            for phase in ("install", "configure"):
+                log.info("rehearsal: %s: bootstrap %s", node.name, phase)
+                node.phase(phase)
+        log.info("rehearsal: starting %s (database migration, then every process until healthy)",
+                 ", ".join(node.name for node in nodes))
         errors: list[BaseException] = []
 
         def start(node: Node) -> None:
@@ -214,6 +339,9 @@ class Rehearsal:
                 node.phase("start")
                 self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]
                 node.phase("health")
+                log.info("rehearsal: %s healthy after %.1fs (%s)", node.name,
+                         node.timings["start"] + node.timings["health"],
+                         ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]))
             except BaseException as error:  # reported below, from the main thread
                 errors.append(error)
 
@@ -240,6 +368,7 @@ class Rehearsal:
         if self.aws:
             self.aws.stop()
             self.aws = None
+        self._restore_tmpdir()
         if self._own_workdir and not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -272,6 +401,9 @@ class Rehearsal:
                           cluster_state=cluster["state"] if cluster else None, new_mails=mails)
         for step in (cluster or {}).get("steps", []):
             if step["state"] == "FAILED":
+                details = step["failure_details"]
+                found = [text for text in (details.get("Reason"), details.get("Message")) if text]
+                run.step_failures[step["name"]] = " / ".join(dict.fromkeys(found)) or "no details given"
                 stderr = Path(step["log_dir"]) / "stderr"
                 tail = stderr.read_text(errors="replace").splitlines()[-30:] if stderr.is_file() else []
                 run.log_tails[f"EMR step {step['name']}"] = "\n".join([str(step["failure_details"]), *tail])
@@ -288,9 +420,38 @@ class Rehearsal:
         problems = self._outcome_problems(run, "success", "SUCCEEDED")
         return problems or self.output_problems()
 
+    def input_rows(self) -> int | None:
+        return csv_records(self.original_input)
+
+    def output_rows(self) -> int | None:
+        try:
+            return self.aws.read_parquet(self.aws.pipeline_config["output_uri"]).num_rows
+        except FileNotFoundError:
+            return None
+
+    def save_output(self) -> Path:
+        """Copy the output Parquet out of the emulated S3 into the workdir, for a person to open."""
+        output_uri = self.aws.pipeline_config["output_uri"]
+        bucket_prefix = output_uri.removeprefix("s3://")
+        target = self.workdir / "output" / bucket_prefix
+        bucket = bucket_prefix.split("/", 1)[0]
+        for key in self.aws.list_keys(output_uri):
+            self.aws.download(f"s3://{bucket}/{key}", self.workdir / "output" / bucket / key)
+        return target
+
+    def save_mails(self, run: PipelineRun) -> list[Path]:
+        """Write the run's outcome mails (as the emulated SES received them) into the workdir."""
+        saved = []
+        for number, mail in enumerate(run.new_mails, start=1):
+            path = self.workdir / "mail" / f"outcome-{number}.html"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"<!-- Subject: {mail['subject']} -->\n{mail['body']}")
+            saved.append(path)
+        return saved
+
     def output_problems(self) -> list[str]:
         table = self.aws.read_published(self.aws.pipeline_config["output_uri"])
-        expected = sum(1 for _ in self.original_input.open()) - 1
+        expected = self.input_rows()
         if table.num_rows != expected:
             return [f"output has {table.num_rows} rows, expected {expected}"]
         column = next((c for c in SCORE_COLUMNS if c in table.column_names), None)

@@ -54,7 +54,7 @@ class AirflowStack(cdk.Stack):
         network = Network(self, "Network", nat_gateways=config.nat_gateways, removal_policy=removal)
         clients = network.airflow_nodes_sg
         buckets = Buckets(self, "Buckets", removal_policy=removal)
-        secrets = AirflowSecrets(self, "Secrets", removal_policy=removal)
+        secrets = AirflowSecrets(self, "Secrets", removal_policy=removal, with_flower=config.uses_celery)
         database = MetadataDatabase(
             self, "MetadataDb", vpc=network.vpc, subnets=network.private_subnets, clients=clients,
             instance_type=config.db_instance_type, multi_az=config.is_prod, removal_policy=removal,
@@ -100,7 +100,7 @@ class AirflowStack(cdk.Stack):
         for secret in (*secrets.all, database.secret, *([broker.auth_secret] if broker else [])):
             secret.grant_read(node_roles["scheduler"].role)
         if broker:
-            for secret in (secrets.api_secret_key, broker.auth_secret):
+            for secret in (secrets.api_secret_key, broker.auth_secret, secrets.flower_password):
                 secret.grant_read(node_roles["worker"].role)
         for node_role in dict.fromkeys(node_roles.values()):
             node_role.allow(
@@ -170,6 +170,7 @@ class AirflowStack(cdk.Stack):
                     "REDIS_PORT": broker.replication_group.attr_primary_end_point_port,
                     "REDIS_TLS": "true",
                     "REDIS_AUTH_SECRET_ID": broker.auth_secret.secret_arn,
+                    "FLOWER_PASSWORD_SECRET_ID": secrets.flower_password.secret_arn,
                 }
                 if broker
                 else {}

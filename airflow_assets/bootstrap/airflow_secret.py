@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     mysql.add_argument("--port", default="3306")
     mysql.add_argument("--database", required=True)
     mysql.add_argument("--ca-bundle", default="", help="TLS, verified against this CA file (PyMySQL's ssl_ca)")
+    basic_auth = sub.add_parser("basic-auth", help="user:password (Flower's basic_auth) from a password secret")
+    basic_auth.add_argument("secret_id")
+    basic_auth.add_argument("--user", default="admin")
     redis = sub.add_parser("redis-url", help="Celery broker URL from the AUTH token secret")
     redis.add_argument("secret_id")
     redis.add_argument("--host", required=True)
@@ -88,6 +91,8 @@ def resolve(args: argparse.Namespace) -> str:
         return secret
     if args.kind == "fernet-key":
         return fernet_key(secret)
+    if args.kind == "basic-auth":
+        return f"{args.user}:{secret}"
     if args.kind == "mysql-url":
         try:
             credentials = json.loads(secret)
@@ -111,12 +116,18 @@ def _resolve_command(command: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
-def exec_with_secrets(command: list[str]) -> None:
-    """Replace this process with ``command``, every ``AIRFLOW__X__Y_CMD`` resolved into ``AIRFLOW__X__Y``."""
+def exec_with_secrets(command: list[str], only_here: dict[str, str] | None = None) -> None:
+    """Replace this process with ``command``, every ``AIRFLOW__X__Y_CMD`` resolved into ``AIRFLOW__X__Y``.
+
+    ``only_here`` maps further ``AIRFLOW__X__Y_CMD`` names to commands for this one process: a secret
+    only it needs (Flower's basic_auth) stays out of airflow.env, so no other process (and no task)
+    finds it in its environment.
+    """
     if not command:
         raise SystemExit("airflow_secret exec: no command given")
     commands = {n: v for n, v in os.environ.items() if n.startswith("AIRFLOW__") and n.endswith("_CMD")}
     env = {n: v for n, v in os.environ.items() if n not in commands}
+    commands |= only_here or {}
     for name, option_command in commands.items():
         try:
             env[name.removesuffix("_CMD")] = _resolve_command(option_command)
@@ -136,7 +147,11 @@ def _reserve_stdout_for_the_value() -> io.TextIOWrapper:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["exec"]:
-        exec_with_secrets(argv[2:] if argv[1:2] == ["--"] else argv[1:])
+        rest, only_here = argv[1:], {}
+        while rest[:1] == ["--set"] and len(rest) >= 3:  # exec --set AIRFLOW__X__Y_CMD 'command' ... -- cmd
+            only_here[rest[1]] = rest[2]
+            rest = rest[3:]
+        exec_with_secrets(rest[1:] if rest[:1] == ["--"] else rest, only_here)
     args = _parser().parse_args(argv)
     value_stream = _reserve_stdout_for_the_value()
     try:

@@ -87,7 +87,7 @@ REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_
             "ADMIN_PASSWORD_SECRET_ID", "REMOTE_LOG_URI", "EMR_PIPELINE_JSON")
 REQUIRED_FOR = {
     ("DB_KIND", "mysql"): ("DB_HOST", "DB_NAME", "DB_SECRET_ID"),
-    ("EXECUTOR", "CeleryExecutor"): ("REDIS_HOST", "REDIS_AUTH_SECRET_ID"),
+    ("EXECUTOR", "CeleryExecutor"): ("REDIS_HOST", "REDIS_AUTH_SECRET_ID", "FLOWER_PASSWORD_SECRET_ID"),
 }
 
 
@@ -202,14 +202,22 @@ class Node:
             "celery-worker": [airflow, "celery", "worker"],
             "flower": [airflow, "celery", "flower"],
         }
-        with_secrets = self.secret_command("exec", "--")[:3] + ["--"]
         python = str(self.venv / "bin" / "python")
         pre = {
-            "api-server": [with_secrets + [python, str(ADMIN_USER_SCRIPT), self.env["ADMIN_PASSWORD_SECRET_ID"],
-                                           "--user", "admin"]],
+            "api-server": [self.secret_command("exec", "--")[:3] + ["--", python, str(ADMIN_USER_SCRIPT),
+                                                                    self.env["ADMIN_PASSWORD_SECRET_ID"], "--user", "admin"]],
         }
-        return [Process(name, with_secrets + commands[name], pre.get(name, []), *self._stop_policy(name))
-                for name in self._process_names()]
+        # Flower's REST API answers only with basic auth configured: user admin with the Flower password
+        # secret (the worker node's role cannot read the admin password), set for the Flower process alone.
+        names = self._process_names()
+        only_here = {}
+        if "flower" in names:
+            flower_auth = shlex.join(self.secret_command("basic-auth", self.env["FLOWER_PASSWORD_SECRET_ID"], "--user", "admin"))
+            only_here["flower"] = ["--set", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH_CMD", flower_auth]
+        exec_helper = self.secret_command("exec", "--")[:3]
+        return [Process(name, exec_helper + only_here.get(name, []) + ["--"] + commands[name], pre.get(name, []),
+                        *self._stop_policy(name))
+                for name in names]
 
     def _stop_policy(self, name: str) -> tuple[str, int]:
         if name not in WARM_SHUTDOWN_PROCESSES:
@@ -271,7 +279,7 @@ class Node:
             "jwt_secret_cmd": shlex.join(self.secret_command("value", env["JWT_SECRET_SECRET_ID"])),
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
             "aws_conn_uri": self.aws_connection_uri(),
-            "emr_pipeline_json": json.dumps(json.loads(env["EMR_PIPELINE_JSON"]), separators=(",", ":")),
+            "systemd": env["PROCESS_MANAGER"] == "systemd",
             "role_label": "+".join(self.roles),
         }
 

@@ -50,6 +50,7 @@ def _generated_secrets() -> dict[str, tuple[str, str]]:
         "JWT_SECRET_SECRET_ID": ("jwt-secret", _random_string(64)),
         "API_SECRET_KEY_SECRET_ID": ("api-secret-key", _random_string(64)),
         "ADMIN_PASSWORD_SECRET_ID": ("admin-password", _random_string(24)),
+        "FLOWER_PASSWORD_SECRET_ID": ("flower-password", _random_string(24)),
         "REDIS_AUTH_SECRET_ID": ("redis-auth", _random_string(64)),
         "DB_SECRET_ID": (
             "db-master",

@@ -362,7 +362,13 @@ class StepRunner:
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
         env = self._spark_for_release(cluster.release_label).process_env({**inherited, **self._step_env})
         # Driver JVM options without touching spark.driver.extraJavaOptions, which a step may set.
+        # The emulated node's own scratch space: Hive leaves a `<session>_resources` directory per
+        # session in java.io.tmpdir, which would otherwise pile up in the machine's /tmp.
+        scratch = home / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(scratch)
         env["SPARK_SUBMIT_OPTS"] = (
+            f"-Djava.io.tmpdir={scratch} "
             f"-Dderby.system.home={home} -Dderby.stream.error.file={home / 'derby.log'} "
             f"-Dlog4j2.configurationFile=file:{self._log4j2} {_SHORT_LIVED_JVM_OPTIONS}"
         )

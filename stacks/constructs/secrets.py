@@ -35,7 +35,7 @@ def generated_secret(scope: Construct, construct_id: str, *, description: str, l
 class AirflowSecrets(Construct):
     """Fernet seed, JWT secret, API secret key and the admin password (contracts §3)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy, with_flower: bool) -> None:
         super().__init__(scope, construct_id)
         self.fernet_seed = generated_secret(
             self, "FernetSeed", length=64, removal_policy=removal_policy,
@@ -53,6 +53,11 @@ class AirflowSecrets(Construct):
             self, "AdminPassword", length=24, removal_policy=removal_policy,
             description="Password of the Airflow admin UI user",
         )
+        # Flower runs on the worker node, whose role must not read the admin password (contracts §3).
+        self.flower_password = generated_secret(
+            self, "FlowerPassword", length=24, removal_policy=removal_policy,
+            description="Password of Flower's basic auth (user admin), UI and REST API",
+        ) if with_flower else None
 
     @property
     def all(self) -> tuple[secretsmanager.Secret, ...]:

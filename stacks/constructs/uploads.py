@@ -32,11 +32,16 @@ class RepoUploads(Construct):
     ) -> None:
         """`asset_bucket`: the CDK bootstrap asset bucket the handler reads from (any asset's `.bucket`)."""
         super().__init__(scope, construct_id)
+        # prune=True makes the handler run `aws s3 sync --delete`: every object under the prefix that is
+        # not in this deploy's asset is deleted. That is right only where the stack alone writes.
         uploads = [
             s3deploy.BucketDeployment(
                 self, "EmrSteps",
                 sources=[s3deploy.Source.asset(str(emr_steps_dir), exclude=ASSET_EXCLUDES)],
                 destination_bucket=code_bucket, destination_key_prefix=code_prefix,
+                # The code prefix is the stack's own (the EMR job only reads it): a step file removed
+                # from the repo must not linger where a later release could still run it.
+                prune=True,
             )
         ]
         if dataset is not None:
@@ -45,6 +50,9 @@ class RepoUploads(Construct):
                     self, "Dataset",
                     sources=[s3deploy.Source.asset(str(dataset.parent), exclude=["*", f"!{dataset.name}"])],
                     destination_bucket=data_bucket, destination_key_prefix=dataset_prefix,
+                    # The input prefix is where users put their own CSVs: a deploy only adds or
+                    # replaces the sample and never deletes what else lies there.
+                    prune=False,
                 )
             )
         stack = cdk.Stack.of(self)
@@ -74,7 +82,7 @@ class RepoUploads(Construct):
         )
         policy = role.node.find_child("DefaultPolicy")
         for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", HANDLER + "; it syncs (and prunes) whole destination prefixes")
+            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", HANDLER + "; it syncs whole destination prefixes (and prunes the code prefix)")
         acknowledge(policy, wildcard_resource_finding(policy, f"{asset_bucket.bucket_arn}/*"), HANDLER + "; it reads the staged zip from the CDK asset bucket")
         for bucket in destinations:
             acknowledge(policy, wildcard_resource_finding(policy, f"{bucket.bucket_arn}/*"), HANDLER + "; it writes the uploaded files under their repo names")

@@ -50,6 +50,7 @@ def base_params(tmp_path: Path) -> dict[str, str]:
         "JWT_SECRET_SECRET_ID": "jwt-secret",
         "API_SECRET_KEY_SECRET_ID": "api-secret-key",
         "ADMIN_PASSWORD_SECRET_ID": "admin-password",
+        "FLOWER_PASSWORD_SECRET_ID": "flower-password",
         "REMOTE_LOG_URI": "s3://logs/airflow/",
         "EMR_PIPELINE_JSON": PIPELINE_JSON,
         "PROCESS_MANAGER": "external",
@@ -131,6 +132,7 @@ def node_secrets(moto_endpoint, tls_mariadb) -> NodeSecrets:
         "JWT_SECRET_SECRET_ID": f"jwt-secret-{suffix}",
         "API_SECRET_KEY_SECRET_ID": f"api-secret-key-{suffix}",
         "ADMIN_PASSWORD_SECRET_ID": f"admin-password-{suffix}",
+        "FLOWER_PASSWORD_SECRET_ID": f"flower-password-{suffix}",
     }
     params = {key: client.create_secret(Name=f"{key.lower()}-{suffix}", SecretString=value)["ARN"]
               for key, value in values.items()}

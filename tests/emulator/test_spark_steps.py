@@ -58,6 +58,9 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
     scores = table.column("score").to_pylist()
     assert table.num_rows == 200 and scores == sorted(scores)
     assert sorted(table.column("customer_id").to_pylist()) == list(range(1, 201))
+    # The steps' scratch (Hive's per-session `<id>_resources` directory) stays on the emulated node,
+    # not in the machine's /tmp, where it would outlive the rehearsal.
+    assert list((local_aws.workdir / "emr" / cluster_id / "tmp").glob("*_resources"))
 
     log_keys = local_aws.list_keys(f"{local_aws.pipeline_config['log_uri']}{cluster_id}/steps/")
     for step_id in ids:

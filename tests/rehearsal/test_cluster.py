@@ -1,8 +1,11 @@
 """The cluster profile end to end, then the fault drills on the same running deployment (in this order)."""
 
+import json
 import signal
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.rehearsal
@@ -19,6 +22,23 @@ def _wait_until(predicate, timeout: float, what: str):
             return found
         time.sleep(0.3)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
+    """Flower's API needs authentication (FLOWER_UNAUTHENTICATED_API stays unset): basic auth, Flower's password."""
+    password = json.loads(cluster.flower_passwords_file.read_text())[cluster.admin_user]
+    workers = f"{cluster.flower_url}/api/workers"
+
+    assert httpx.get(workers, timeout=30).status_code == 401
+    assert httpx.get(workers, auth=(cluster.admin_user, "wrong"), timeout=30).status_code == 401
+    response = httpx.get(workers, params={"refresh": "true"}, auth=(cluster.admin_user, password), timeout=60)
+    assert response.status_code == 200, response.text
+    assert [name for name in response.json() if name.startswith("celery@")], response.json()
+    # The credentials are set for Flower alone: the Celery worker (and every task it runs) never sees them.
+    for unit in cluster.units("worker"):
+        environ = Path(f"/proc/{cluster.supervisor.pid(unit)}/environ").read_bytes().split(b"\0")
+        has_auth = any(entry.startswith(b"AIRFLOW__CELERY__FLOWER_BASIC_AUTH=") for entry in environ)
+        assert has_auth == unit.endswith("flower"), unit
 
 
 def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster):

@@ -177,6 +177,16 @@ phase_configure() {
   fi
 }
 
+# The pipeline's settings (contracts §1) live in the metadata DB as the Variable `emr_pipeline`, where
+# the UI and the REST API show them and an edit takes effect for the next runs; every deploy (this
+# phase) writes the stack's value again.
+publish_pipeline_variable() {
+  log "start: writing the stack's pipeline settings into the Variable emr_pipeline"
+  airflow_cli variables set emr_pipeline "$(node_env EMR_PIPELINE_JSON)" \
+    --description "Written by the stack at each deploy (node parameter EMR_PIPELINE_JSON, docs/contracts.md §1); an edit here applies to the next runs until the next deploy" >&2 ||
+    fail "airflow variables set emr_pipeline failed"
+}
+
 wait_for_database() {
   if ! node_py uses-database; then
     log "start: a worker node has no metadata DB access (its tasks use the Execution API), nothing to wait for"
@@ -185,6 +195,7 @@ wait_for_database() {
   if node_py migrates; then
     log "start: migrating the metadata database (this node owns migrations)"
     airflow_cli db migrate >&2 || fail "airflow db migrate failed"
+    publish_pipeline_variable
   else
     log "start: waiting until the scheduler node has migrated the metadata database"
     airflow_cli db check-migrations --migration-wait-timeout "$(node_env MIGRATION_WAIT_SECONDS 900)" >&2 ||
