@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
 
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.dataset import DATASET
