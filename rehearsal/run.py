@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.dataset import DATASET
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
