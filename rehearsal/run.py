@@ -27,6 +27,7 @@ from rehearsal.services import (
     RehearsalRedis,
     new_database_credentials,
     require_java,
+    require_node,
     require_mariadb,
     require_redis_server,
 )
@@ -197,6 +198,7 @@ class Rehearsal:
         if not self.dataset.is_file():
             raise RehearsalFailed(f"dataset {self.dataset} is not a file")
         require_java()
+        require_node()
         if self.profile == "cluster":
             require_mariadb()
             require_redis_server()

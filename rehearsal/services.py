@@ -41,9 +41,10 @@ def require_java() -> None:
 
 
 def require_node() -> None:
-    # Node is what the CDK CLI runs on; the rehearsal does not synthesize, but `make` targets around it do.
+    # aws-cdk-lib runs on Node (jsii): the rehearsal synthesizes the stack whose IAM policies it enforces.
     if shutil.which("node") is None:
-        raise MissingPrerequisite("Node.js is missing (the CDK CLI needs it): apt-get install nodejs npm, or " + SETUP_HINT)
+        raise MissingPrerequisite("Node.js is missing (the rehearsal synthesizes the CDK stack to enforce its IAM "
+                                  "policies): apt-get install nodejs, or " + SETUP_HINT)
 
 
 def require_mariadb(host: str = "127.0.0.1", port: int = 3306) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a make target needs on a fresh Debian machine. Safe to run again: it skips what is there.
 #   setup-machine.sh build  - headers and compiler for the virtualenv's source builds (mysqlclient)
-#   setup-machine.sh demo   - build, plus what `make demo` runs: Java for Spark, rsync for the bootstrap
+#   setup-machine.sh demo   - build, plus what `make demo` runs: Java for Spark, rsync for the bootstrap,
+#                             Node.js for the CDK synthesis whose IAM policies the emulator enforces
 #   setup-machine.sh        - everything the tests and the cluster rehearsal need, and starts the local
 #                             services that stand in for RDS MySQL and ElastiCache
 set -euo pipefail
@@ -9,8 +10,8 @@ set -euo pipefail
 profile=${1:-full}
 # python3-venv: the pinned uv is installed into a venv; python3-dev: Python.h for the mysqlclient build.
 build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-dev python3-venv)
-demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless)
-full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server nodejs npm)
+demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs)
+full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server npm)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;
@@ -24,7 +25,8 @@ for pkg in "${apt_packages[@]}"; do
 done
 # A machine that already has Java 17 and Node 20 from elsewhere does not need Debian's.
 command -v java >/dev/null && missing=("${missing[@]/openjdk-17-jre-headless}")
-command -v node >/dev/null && missing=("${missing[@]/nodejs}") && missing=("${missing[@]/npm}")
+command -v node >/dev/null && missing=("${missing[@]/nodejs}")
+command -v npm >/dev/null && missing=("${missing[@]/npm}")
 read -r -a missing <<< "${missing[*]}"
 if ((${#missing[@]})); then
   echo "setup: apt-get install ${missing[*]} (a few minutes on a fresh machine)"
