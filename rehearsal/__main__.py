@@ -129,7 +129,7 @@ def _run_once(rehearsal: Rehearsal, args, started: float) -> int:
     problems = rehearsal.success_problems(run)
     rows_out = rehearsal.output_rows()
     facts = (f"input={args.input or 'sample ' + rehearsal.dataset.name} rows_in={_count(rehearsal.input_rows())} "
-             f"rows_out={_count(rows_out)}")
+             f"rows_out={_count(rows_out)} {rehearsal.enforcement_facts()}")
     if rehearsal.keep or args.workdir:
         if rows_out is not None:
             facts += f" output={rehearsal.save_output()}"

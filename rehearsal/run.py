@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
+from rehearsal.aws.spark_env import spark_line
 from rehearsal.dataset import DATASET
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
 from rehearsal.services import (
@@ -419,6 +420,13 @@ class Rehearsal:
         """What a good run must do: both DAGs succeed, the cluster ends, one SUCCEEDED mail, sorted output."""
         problems = self._outcome_problems(run, "success", "SUCCEEDED")
         return problems or self.output_problems()
+
+    def enforcement_facts(self) -> str:
+        """What this run enforced, for the summary line: IAM calls and denials, the steps' Spark line, boot order."""
+        iam = self.aws.iam_report()
+        release = self.aws.pipeline_config["release_label"]
+        iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
+        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order"
 
     def input_rows(self) -> int | None:
         return csv_records(self.original_input)
