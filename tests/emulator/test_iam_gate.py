@@ -118,8 +118,12 @@ def test_an_unknown_key_is_refused_and_get_caller_identity_needs_no_permission(l
 
 def test_the_node_role_reads_its_secrets_and_sends_as_its_identity_only(local_aws):
     secrets = node(local_aws, "secretsmanager")
-    for secret_arn in local_aws.secret_ids.values():
-        assert secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
+    for name, secret_arn in local_aws.secret_ids.items():
+        if name == "FLOWER_PASSWORD_SECRET_ID":  # Flower runs on the worker node only
+            with pytest.raises(ClientError):
+                secrets.get_secret_value(SecretId=secret_arn)
+        else:
+            assert secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
     other = local_aws.client("secretsmanager").create_secret(Name="someone-elses", SecretString="x")["ARN"]
     with pytest.raises(ClientError) as excinfo:
         secrets.get_secret_value(SecretId=other)

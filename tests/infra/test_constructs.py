@@ -265,10 +265,10 @@ def test_node_role_emr_grants_are_conditioned_on_tags_and_pass_only_the_two_emr_
 
 def test_secrets_are_generated_never_literal():
     stack = bare_stack()
-    AirflowSecrets(stack, "S", removal_policy=DESTROY)
+    AirflowSecrets(stack, "S", removal_policy=DESTROY, with_flower=True)
     t = Template.from_stack(stack)
     secrets = t.find_resources("AWS::SecretsManager::Secret")
-    assert len(secrets) == 4
+    assert len(secrets) == 5
     for secret in secrets.values():
         assert "SecretString" not in secret["Properties"]
         assert secret["Properties"]["GenerateSecretString"]["ExcludePunctuation"] is True
