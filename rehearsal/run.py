@@ -404,6 +404,9 @@ class Rehearsal:
             if step["state"] == "FAILED":
                 details = step["failure_details"]
                 found = [text for text in (details.get("Reason"), details.get("Message")) if text]
+                # With --deploy-mode cluster the job's own error line is in the failure summary it wrote
+                # under the cluster's log prefix (emr_pipeline.steps.failure_summary_uri), not in FailureDetails.
+                found[:0] = self._failure_summaries(cluster_id, step["name"])
                 run.step_failures[step["name"]] = " / ".join(dict.fromkeys(found)) or "no details given"
                 stderr = Path(step["log_dir"]) / "stderr"
                 tail = stderr.read_text(errors="replace").splitlines()[-30:] if stderr.is_file() else []
@@ -427,6 +430,13 @@ class Rehearsal:
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
         return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order"
+
+    def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
+        log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"
+        bucket = log_uri.removeprefix("s3://").split("/", 1)[0]
+        s3 = self.aws.client("s3")
+        return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace").strip()
+                for key in self.aws.list_keys(log_uri) if key.endswith(f"/{step_name}.txt")]
 
     def input_rows(self) -> int | None:
         return csv_records(self.original_input)

@@ -104,7 +104,9 @@ class AirflowStack(cdk.Stack):
                 secret.grant_read(node_roles["worker"].role)
         for node_role in dict.fromkeys(node_roles.values()):
             node_role.allow(
-                *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_write(uris.airflow_logs),
+                # emr_logs: the outcome mail quotes the steps' failure summaries written there.
+                *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_read(uris.emr_logs),
+                *s3_write(uris.airflow_logs),
                 wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
             )
             node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)

@@ -258,3 +258,19 @@ def test_emrfs_writes_only_under_the_output_prefix(iam):
     parent = output.rsplit("/", 1)[0]
     for outside in (f"{parent}/_tmp_{output.rsplit('/', 1)[1]}_x/part-0.parquet", f"{output}_old/part-0.parquet", output):
         assert not evaluate(instance, Request("s3:PutObject", s3_object(outside))), outside
+
+
+@pytest.mark.parametrize("prefix", ["NodeRole", "WorkerRole"])
+def test_the_outcome_mail_may_read_why_a_step_failed_and_what_was_published(iam, prefix):
+    # dag_1.email_outcome (on any node that runs tasks) reads the steps' failure summary under the EMR log
+    # prefix (emr_pipeline.steps.failure_summary_uri) and the output's _LATEST pointer.
+    from emr_pipeline.diagnosis import LATEST_POINTER
+    from emr_pipeline.steps import failure_summary_uri
+
+    node = iam.role(prefix)
+    summary = failure_summary_uri(iam.pipeline["log_uri"], "j-1K48XXXXXXHCB", "sort_customers_by_spending_score")
+    pointer = iam.pipeline["output_uri"].rstrip("/") + "/" + LATEST_POINTER
+    for uri in (summary, pointer):
+        decision = evaluate(node, Request("s3:GetObject", s3_object(uri)))
+        assert decision, (uri, decision.reason)
+    assert not evaluate(node, Request("s3:PutObject", s3_object(summary)))

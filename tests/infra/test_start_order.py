@@ -5,6 +5,7 @@ after everything it depends on is complete, an instance with a CreationPolicy on
 from __future__ import annotations
 
 import sys
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -94,6 +95,8 @@ def test_template_creates_the_nodes_in_the_declared_start_order(assemblies, vari
 def secrets_emulator():
     server = GatedMotoServer()
     server.start()
+    # moto's backends are process-wide: start from nothing, as LocalAws does, whatever ran before.
+    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint_url}/moto-api/reset", method="POST"), timeout=30).close()
     client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=server.endpoint_url,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     try:
