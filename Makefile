@@ -42,7 +42,7 @@ machine:
 	bash scripts/setup-machine.sh
 
 test: machine venv checkov-venv
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q --durations=15 tests
 
 # make demo INPUT=my.csv SERVE=1 KEEP=1 (docs/rehearsal.md)
 REHEARSAL_OPTIONS = $(if $(INPUT),--input "$(INPUT)") $(if $(SERVE),--serve) $(if $(KEEP),--keep)
