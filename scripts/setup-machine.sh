@@ -56,7 +56,8 @@ if ! port_open 3306; then
   echo "setup: starting MariaDB"
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
   # mariadbd refuses to run as root; its own account owns the data directory.
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  # Started directly (no process matching by name: a mariadbd of another container is not ours).
+  setsid /usr/sbin/mariadbd --user=mysql > /var/log/mariadbd-setup.log 2>&1 < /dev/null &
   wait_port 3306 MariaDB
 fi
 # The tests log in as root over TCP with no password; a fresh Debian MariaDB lets root in by unix socket only.
