@@ -59,6 +59,17 @@ def require_redis_server() -> str:
     return binary
 
 
+def stop_process(process: subprocess.Popen | None, *, timeout: float) -> None:
+    """SIGTERM a server we started, SIGKILL it after `timeout` seconds, and reap it."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class RehearsalDatabase:
     """A fresh database and user per run, credentials taken from the emulated RDS secret.
 
@@ -126,12 +137,7 @@ class RehearsalRedis:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process, timeout=10)
 
 
 def write_test_ca_and_server_cert(directory: Path, *, server_names: tuple[str, ...] = ("localhost",),
@@ -231,10 +237,4 @@ class TlsOnlyMariaDb:
                                  ca_bundle=self.ca_bundle)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
