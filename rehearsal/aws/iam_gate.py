@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -44,6 +44,8 @@ _IAM_PREFIX = {
 }
 # AWS answers these for any valid credentials, whatever the policies say (STS API reference).
 _ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
+# The rehearsal's own response header carrying an S3 denial's message (HEAD responses have no body).
+DENIAL_HEADER = "x-rehearsal-iam-denial"
 
 
 @dataclass(frozen=True)
@@ -231,16 +233,35 @@ def _s3_operation(call: Call) -> str:
 
 def _s3_requests(call: Call, operation: str) -> list[Request]:
     bucket, key = _s3_target(call)
+    copy_source = call.headers.get("x-amz-copy-source")
+    return s3_requests(
+        operation,
+        bucket,
+        key,
+        prefix=call.query["prefix"][0] if "prefix" in call.query else None,
+        copy_source=unquote(copy_source).lstrip("/").split("?", 1)[0] if copy_source else None,
+        deleted_keys=_deleted_keys(call.body) if operation == "DeleteObjects" else (),
+    )
+
+
+def s3_requests(
+    operation: str,
+    bucket: str,
+    key: str = "",
+    *,
+    prefix: str | None = None,
+    copy_source: str | None = None,
+    deleted_keys: Sequence[str] = (),
+) -> list[Request]:
+    """The IAM requests S3 authorises for one API operation (the home of this mapping; emrfs.py uses it too)."""
     bucket_arn = f"arn:aws:s3:::{bucket}"
     object_arn = f"{bucket_arn}/{key}"
 
     def listing(action: str) -> Request:
-        context = {"s3:prefix": call.query["prefix"][0]} if "prefix" in call.query else {}
-        return Request(action, bucket_arn, context)
+        return Request(action, bucket_arn, {"s3:prefix": prefix} if prefix is not None else {})
 
     def source_object() -> Request:
-        source = unquote(call.headers["x-amz-copy-source"]).lstrip("/").split("?", 1)[0]
-        return Request("s3:GetObject", f"arn:aws:s3:::{source}")
+        return Request("s3:GetObject", f"arn:aws:s3:::{copy_source}")
 
     # The permission each operation needs, per the S3 API reference's "Permissions" sections.
     by_operation: dict[str, Callable[[], list[Request]]] = {
@@ -264,7 +285,7 @@ def _s3_requests(call: Call, operation: str) -> list[Request]:
         "GetBucketLocation": lambda: [Request("s3:GetBucketLocation", bucket_arn)],
         "CreateBucket": lambda: [Request("s3:CreateBucket", bucket_arn)],
         "DeleteBucket": lambda: [Request("s3:DeleteBucket", bucket_arn)],
-        "DeleteObjects": lambda: [Request("s3:DeleteObject", f"{bucket_arn}/{k}") for k in _deleted_keys(call.body)],
+        "DeleteObjects": lambda: [Request("s3:DeleteObject", f"{bucket_arn}/{k}") for k in deleted_keys],
     }
     return by_operation[operation]()
 
@@ -424,7 +445,9 @@ def denial_response(call: Call, denial: Denial) -> tuple[int, dict[str, str], by
             f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>"
             f"<Message>{_xml(denial.message)}</Message><RequestId>rehearsal</RequestId><HostId>rehearsal</HostId></Error>"
         ).encode()
-        return 403, {"Content-Type": "application/xml"}, body
+        # A HEAD response has no body, so AWS's answer names nothing; the rehearsal adds the denial in a
+        # header of its own so that its EMRFS (emrfs.py) can name principal, action and resource.
+        return 403, {"Content-Type": "application/xml", DENIAL_HEADER: denial.message}, body
     if call.headers.get("x-amz-target"):
         # JSON protocol: botocore reads the error code from __type (AWS Common Errors: HTTP 400).
         code = "UnrecognizedClientException" if unknown_key else "AccessDeniedException"

@@ -25,9 +25,9 @@ from moto.emr.models import Cluster, emr_backends
 from moto.ses.models import ses_backends
 
 from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
+from rehearsal.aws.emr_launch import EmrRoles
 from rehearsal.aws.iam_gate import Caller, EmulatorState, IamGate, RequestMapper
 from rehearsal.aws.iam_policy import TemplateIam
-from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
 from rehearsal.aws.seed import SEEDED_RELEASE_LABEL, seed
 from rehearsal.aws.ses_mail import mail_as_dict
@@ -130,6 +130,9 @@ class LocalAws:
         self.enforce_iam = enforce_iam
         self._iam: IamGate | None = None
         self.iam_setup_seconds = 0.0
+        self._emr_roles: EmrRoles | None = None
+        # Role name -> the key that signs as it on the EMR instances (only the template's EMR instance role).
+        self._instance_keys: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -172,7 +175,9 @@ class LocalAws:
             self._runner = StepRunner(
                 clusters=emulated_clusters,
                 clients=self.client,
-                mirror=S3Mirror(self.client("s3"), self.workdir / "s3"),
+                mirror_root=self.workdir / "s3",
+                instance_access_key=self._instance_access_key,
+                emr_roles=self._emr_roles,
                 workdir=self.workdir / "emr",
                 poll_interval=self._poll_interval,
                 spark_for_release=functools.lru_cache(maxsize=None)(find_spark_environment),
@@ -237,6 +242,14 @@ class LocalAws:
             return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(logical_id)}/rehearsal-{role}",
                           template.principal(logical_id))
 
+        instance_role = template.role_named(EMR_INSTANCE_ROLE)
+        self._instance_keys = {values.ref(instance_role): EMR_INSTANCE_ACCESS_KEY}
+        principals = {values.ref(logical_id): logical_id for logical_id in template.roles()}
+
+        def principal_of(name: str):
+            return template.principal(principals[name]) if name in principals else None
+
+        self._emr_roles = EmrRoles(self.account_id, self.region, principal_of)
         self._iam = IamGate(
             {
                 ADMIN_ACCESS_KEY: Caller(f"arn:aws:iam::{self.account_id}:root", None),
@@ -250,6 +263,12 @@ class LocalAws:
         self.iam_setup_seconds = time.monotonic() - started
         log.info("rehearsal: IAM enforced for the nodes' roles %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
                  roles_of_nodes, EMR_INSTANCE_ROLE, self.iam_setup_seconds, stack.seconds)
+
+    def _instance_access_key(self, role: str) -> str | None:
+        """The key the EMR instances of a cluster sign with, for the role in its instance profile."""
+        if not self.enforce_iam:
+            return EMR_INSTANCE_ACCESS_KEY  # nothing is authorised: any key the emulator accepts
+        return self._instance_keys.get(role)
 
     def iam_report(self) -> dict[str, Any]:
         """{"enforced", "calls", "denied": [{principal, action, resource, message}], "setup_seconds"}."""

@@ -3,6 +3,8 @@
 Before a step: the local copy of every referenced location is made equal to S3 (download what is
 new or changed, delete what S3 no longer has). After the step: whatever the step created, changed
 or deleted under those locations is applied back to S3, so S3 then shows what EMRFS would.
+Every S3 call is one of EMRFS's (`rehearsal.aws.emrfs`), made with the client it is given: the
+step runner hands it one signed as the cluster's instance-profile role, so IAM decides each call.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from rehearsal.aws import emrfs
+from rehearsal.aws.emrfs import S3Call
+from rehearsal.aws.iam_gate import DENIAL_HEADER
 from rehearsal.aws.s3_uri import S3Location
 
 # Hadoop's local file system writes `.name.crc` checksum side files; S3 (EMRFS) never has them.
@@ -27,6 +34,10 @@ Snapshot = dict[tuple[str, str], FileState]  # (bucket, key) -> state
 
 class MirrorConflictError(RuntimeError):
     """S3 holds both an object `a` and objects under `a/`, which a local file system cannot mirror."""
+
+
+class EmrfsError(RuntimeError):
+    """An S3 call of EMRFS failed (e.g. AccessDenied): the step fails with this message, as on EMR."""
 
 
 @dataclass(frozen=True)
@@ -59,21 +70,26 @@ class S3Mirror:
         """Upload files created or changed since `before`, delete objects whose files disappeared."""
         locations = list(locations)
         after = self.snapshot(locations)
-        uploaded, deleted = [], []
         # In the order the step wrote them, so a pointer written last (the sort job's _LATEST) also
         # reaches S3 last and a reader never sees it before the files it names.
-        for (bucket, key), state in sorted(after.items(), key=lambda item: (item[1][1], item[0])):
-            if before.get((bucket, key)) != state:
-                self._client.upload_file(str(self.root / bucket / key), bucket, key)
-                uploaded.append(f"s3://{bucket}/{key}")
-        gone: dict[str, list[str]] = {}
+        changed = [item for item in sorted(after.items(), key=lambda item: (item[1][1], item[0])) if before.get(item[0]) != item[1]]
+        by_bucket: dict[str, list[str]] = {}
+        for (bucket, key), _state in changed:
+            by_bucket.setdefault(bucket, []).append(key)
+        uploaded, deleted = [], []
+        for bucket, keys in by_bucket.items():
+            directories = _new_directories(bucket, keys, locations, before)
+            for call in emrfs.write_tree(bucket, directories, keys):
+                if call.operation == "PutObject" and call.key in keys:
+                    with (self.root / bucket / call.key).open("rb") as body:
+                        self._send(call, Body=body)
+                    uploaded.append(call.uri)
+                else:
+                    self._send(call, **({"Body": b""} if call.operation == "PutObject" else {}))
         for bucket, key in sorted(set(before) - set(after)):
-            gone.setdefault(bucket, []).append(key)
+            for call in emrfs.delete_file(bucket, key):
+                self._send(call)
             deleted.append(f"s3://{bucket}/{key}")
-        for bucket, keys in gone.items():
-            for start in range(0, len(keys), 1000):
-                batch = [{"Key": key} for key in keys[start : start + 1000]]
-                self._client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         return PushResult(uploaded, deleted)
 
     def snapshot(self, locations: Iterable[S3Location]) -> Snapshot:
@@ -106,21 +122,54 @@ class S3Mirror:
             if path.is_dir():
                 shutil.rmtree(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._client.download_file(location.bucket, key, str(path))
+            self._download(location.bucket, key, path)
         _prune_empty_dirs(self.local_path(location), stop_at=bucket_root)
 
     def _remote_objects(self, location: S3Location) -> dict[str, tuple[int, str]]:
+        """What EMRFS finds at the location: the object its key names, else the directory under `key/`."""
         objects: dict[str, tuple[int, str]] = {}
-        paginator = self._client.get_paginator("list_objects_v2")
+        listing = S3Call("ListObjectsV2", location.bucket, "")
+        if location.stem:
+            status = emrfs.file_status(location.bucket, location.stem)
+            head = self._send(status[0])
+            if head is not None:
+                objects[location.stem] = (head["ContentLength"], head["ETag"].strip('"'))
+                if not location.key.endswith("/"):
+                    return objects
+            self._send(status[1])
+            listing = status[2]
         try:
-            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.stem):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=listing.bucket, Prefix=listing.key):
                 for item in page.get("Contents", []):
                     key = item["Key"]
                     if location.covers(key) and not key.endswith(_DIRECTORY_MARKER_SUFFIXES):
                         objects[key] = (item["Size"], item["ETag"].strip('"'))
-        except self._client.exceptions.NoSuchBucket:
-            return {}
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                return {}
+            raise _emrfs_error(listing, exc) from None
         return objects
+
+    def _download(self, bucket: str, key: str, path: Path) -> None:
+        response = self._send(S3Call("GetObject", bucket, key))
+        with path.open("wb") as handle:
+            for chunk in response["Body"].iter_chunks(1 << 20):
+                handle.write(chunk)
+
+    def _send(self, call: S3Call, **extra: Any) -> Any:
+        """Make one EMRFS call; a HEAD that finds nothing is None, any other error an EmrfsError."""
+        method = {
+            "HeadObject": self._client.head_object,
+            "GetObject": self._client.get_object,
+            "PutObject": self._client.put_object,
+            "DeleteObject": self._client.delete_object,
+        }[call.operation]
+        try:
+            return method(Bucket=call.bucket, Key=call.key, **extra)
+        except ClientError as exc:
+            if call.operation == "HeadObject" and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+                return None
+            raise _emrfs_error(call, exc) from None
 
     def _local_files(self, location: S3Location) -> list[tuple[str, Path]]:
         bucket_root = self.root / location.bucket
@@ -135,6 +184,35 @@ class S3Mirror:
                 path = Path(dirpath) / name
                 files.append((path.relative_to(bucket_root).as_posix(), path))
         return files
+
+
+def _emrfs_error(call: S3Call, exc: ClientError) -> EmrfsError:
+    metadata = exc.response.get("ResponseMetadata", {})
+    error = exc.response.get("Error", {})
+    # A HEAD's 403 has no body: the rehearsal's gate puts its denial in a header (iam_gate.DENIAL_HEADER).
+    message = metadata.get("HTTPHeaders", {}).get(DENIAL_HEADER) or error.get("Message") or str(exc)
+    code = "AccessDenied" if error.get("Code") in ("403", "AccessDenied") else error.get("Code", "?")
+    return EmrfsError(f"{code}: EMRFS {call.operation} {call.uri}: {message}")
+
+
+def _new_directories(bucket: str, keys: list[str], locations: list[S3Location], before: Snapshot) -> list[str]:
+    """Directories (parents first) that the files `keys` need and S3 did not have: EMRFS's mkdirs creates them.
+
+    Only directories at or below a directory location the step names; an object location's folder is
+    not the step's to create.
+    """
+    existing = {key for (b, key) in before if b == bucket}
+    found: dict[str, None] = {}
+    for key in keys:
+        for location in locations:
+            if location.bucket != bucket or not location.stem or key == location.stem or not location.covers(key):
+                continue
+            parts = key[len(location.stem) + 1 :].split("/")[:-1]
+            directories = [location.stem] + [f"{location.stem}/{'/'.join(parts[: n + 1])}" for n in range(len(parts))]
+            for directory in directories:
+                if not any(other.startswith(directory + "/") for other in existing):
+                    found.setdefault(directory, None)
+    return sorted(found, key=lambda directory: (directory.count("/"), directory))
 
 
 def _same_content(path: Path, size: int, etag: str) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from moto.emr.models import Cluster, Step
 
 from rehearsal.aws import emr_state
+from rehearsal.aws.emr_launch import EmrRoles, profile_problem
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Location
 from rehearsal.aws.spark_env import SparkEnvironment
@@ -71,16 +72,22 @@ class StepRunner:
         self,
         *,
         clusters: Callable[[], list[Cluster]],
-        clients: Callable[[str], Any],
-        mirror: S3Mirror,
+        clients: Callable[..., Any],
+        mirror_root: Path,
+        instance_access_key: Callable[[str], str | None],
+        emr_roles: EmrRoles | None,
         workdir: Path,
         poll_interval: float,
         spark_for_release: Callable[[str], SparkEnvironment],
         step_env: dict[str, str],
     ):
         self._clusters = clusters
-        self._clients = clients
-        self._mirror = mirror
+        self._clients = clients  # (service, access_key=None): None is the rehearsal's own key
+        self._mirror_root = mirror_root
+        # The key signing as the instance-profile role (None: the rehearsal has no policies for it).
+        self._instance_access_key = instance_access_key
+        self._emr_roles = emr_roles  # None: IAM not enforced
+        self._cluster_keys: dict[str, str] = {}
         self._workdir = workdir
         self._poll_interval = poll_interval
         # Each cluster's steps run on its release's Spark line (spark_env.SPARK_LINES).
@@ -154,7 +161,7 @@ class StepRunner:
 
     def _tend(self, cluster: Cluster) -> None:
         if cluster.id not in self._validated:
-            problem = _validation_problem(cluster, self._clients("iam"), self._clients("ec2"))
+            problem = self._validation_problem(cluster)
             self._validated.add(cluster.id)
             if problem:
                 log.warning("step runner: cluster %s fails validation: %s", cluster.id, problem)
@@ -270,7 +277,8 @@ class StepRunner:
         try:
             command = parse_step(step.jar, step.args)
             locations = self._locations_for(cluster, command)
-            before = self._mirror.pull(locations)
+            mirror = self._mirror(cluster)
+            before = mirror.pull(locations)
             argv = self._argv(command, cluster)
             with controller.open("a") as handle:
                 handle.write(f"local command: {shlex.join(argv)}\n")
@@ -289,7 +297,7 @@ class StepRunner:
                     _write_client_report(stderr_path, step.id, status)
                     status = 0 if status == 0 else 1  # spark-submit's own exit status for a failed application
             finally:
-                pushed = self._mirror.push(locations, before)
+                pushed = mirror.push(locations, before)
                 with controller.open("a") as handle:
                     handle.write(f"uploaded: {pushed.uploaded}\ndeleted: {pushed.deleted}\n")
             with controller.open("a") as handle:
@@ -328,6 +336,41 @@ class StepRunner:
             known.setdefault(location, None)
         return list(known)
 
+    def _instance_key(self, cluster: Cluster) -> str:
+        """The access key of the role in the cluster's instance profile (resolved at validation)."""
+        key = self._cluster_keys.get(cluster.id)
+        if key is None:
+            raise RuntimeError(f"cluster {cluster.id} has no instance-profile role the rehearsal can sign as")
+        return key
+
+    def _mirror(self, cluster: Cluster) -> S3Mirror:
+        """EMRFS on this cluster: every S3 call signed as its instance-profile role."""
+        return S3Mirror(self._clients("s3", access_key=self._instance_key(cluster)), self._mirror_root)
+
+    def _validation_problem(self, cluster: Cluster) -> str | None:
+        """What real EMR would reject at cluster start that moto accepts (VALIDATION_ERROR)."""
+        iam = self._clients("iam")
+        problem = _validation_problem(cluster, iam, self._clients("ec2"))
+        if problem:
+            return problem
+        profile = (cluster.role or "").rsplit("/", 1)[-1]
+        roles = [role["RoleName"] for role in iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]]
+        problem = profile_problem(profile, roles)
+        if problem:
+            return problem
+        (role,) = roles
+        if self._emr_roles is not None:
+            tags = {tag["Key"]: tag["Value"] for tag in cluster.tags}
+            service_role = (cluster.service_role or "").rsplit("/", 1)[-1]
+            problem = self._emr_roles.start_problem(service_role=service_role, instance_role=role, tags=tags, cluster_id=cluster.id)
+            if problem:
+                return problem
+        key = self._instance_access_key(role)
+        if key is None:
+            return f"The rehearsal has no credentials for instance role {role}"
+        self._cluster_keys[cluster.id] = key
+        return None
+
     def _argv(self, command: StepCommand, cluster: Cluster) -> list[str]:
         home = self.cluster_dir(cluster.id)
         confs = {
@@ -346,7 +389,7 @@ class StepRunner:
             spark_sql=str(spark.spark_sql),
             spark_submit=str(spark.spark_submit),
             cluster_confs=confs,
-            to_local=self._mirror.to_local,
+            to_local=self._mirror(cluster).to_local,
         )
 
     def _execute(
@@ -360,7 +403,9 @@ class StepRunner:
         home = self.cluster_dir(cluster.id)
         # Only the emulator's endpoint and dummy keys: no profile or session token of the caller.
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env = self._spark_for_release(cluster.release_label).process_env({**inherited, **self._step_env})
+        env = self._spark_for_release(cluster.release_label).process_env(
+            {**inherited, **self._step_env, "AWS_ACCESS_KEY_ID": self._instance_key(cluster)}
+        )
         # Driver JVM options without touching spark.driver.extraJavaOptions, which a step may set.
         # The emulated node's own scratch space: Hive leaves a `<session>_resources` directory per
         # session in java.io.tmpdir, which would otherwise pile up in the machine's /tmp.
@@ -404,7 +449,7 @@ class StepRunner:
         return f"{base}{cluster.id}/{folder or f'steps/{step.id}'}/{name}"
 
     def _publish_logs(self, cluster: Cluster, step: Step, files: tuple[Path, ...], folder: str | None = None) -> None:
-        s3 = self._clients("s3")
+        s3 = self._clients("s3", access_key=self._instance_key(cluster))  # EMR's log pusher runs on the instances
         for path in files:
             uri = self._log_location(cluster, step, path.name, folder)
             if uri is None or not path.exists():

@@ -90,25 +90,51 @@ def test_an_object_that_is_also_a_prefix_is_a_clear_error(local_aws, mirror, pre
         mirror.pull([S3Location(BUCKET, prefix)])
 
 
-def test_push_uploads_in_the_order_the_step_wrote_the_files(local_aws, tmp_path, prefix):
+class RecordingClient:
+    """The mirror's S3 client, recording each call as (operation, key or listing prefix)."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls = []
+
+    def _record(self, operation, method):
+        def call(**params):
+            self.calls.append((operation, params.get("Key", params.get("Prefix"))))
+            return method(**params)
+
+        return call
+
+    def __getattr__(self, name):
+        operations = {"head_object": "HeadObject", "get_object": "GetObject", "put_object": "PutObject", "delete_object": "DeleteObject"}
+        if name in operations:
+            return self._record(operations[name], getattr(self._client, name))
+        if name == "get_paginator":
+            def paginator(operation):
+                real = self._client.get_paginator(operation)
+                recorder = self
+
+                class Recording:
+                    def paginate(self, **params):
+                        recorder.calls.append(("ListObjectsV2", params["Prefix"]))
+                        return real.paginate(**params)
+
+                return Recording()
+
+            return paginator
+        return getattr(self._client, name)
+
+
+def test_push_makes_emrfs_requests_and_uploads_in_the_order_the_step_wrote_the_files(local_aws, tmp_path, prefix):
     import os
 
-    uploads = []
-
-    class RecordingClient:
-        def __init__(self, client):
-            self._client = client
-
-        def upload_file(self, path, bucket, key):
-            uploads.append(key)
-            return self._client.upload_file(path, bucket, key)
-
-        def __getattr__(self, name):
-            return getattr(self._client, name)
-
-    mirror = S3Mirror(RecordingClient(local_aws.client("s3")), tmp_path / "mirror")
+    client = RecordingClient(local_aws.client("s3"))
+    mirror = S3Mirror(client, tmp_path / "mirror")
     location = S3Location(BUCKET, prefix + "out/")
     before = mirror.pull([location])
+    out = prefix + "out"
+    # getFileStatus of the directory: HEAD key, HEAD marker, list `key/`.
+    assert client.calls == [("HeadObject", out), ("HeadObject", out + "_$folder$"), ("ListObjectsV2", out + "/")]
+    client.calls.clear()
     root = mirror.local_path(location)
     (root / "runs" / "r1").mkdir(parents=True)
     for age, name in enumerate(["runs/r1/part-00000.parquet", "runs/r1/_SUCCESS", "_LATEST"]):
@@ -116,4 +142,44 @@ def test_push_uploads_in_the_order_the_step_wrote_the_files(local_aws, tmp_path,
         os.utime(root / name, ns=(1_000_000_000 * (age + 1),) * 2)
     mirror.push([location], before)
 
-    assert uploads == [prefix + "out/runs/r1/part-00000.parquet", prefix + "out/runs/r1/_SUCCESS", prefix + "out/_LATEST"]
+    # mkdirs puts a marker per new directory, parents first; the files follow in write order; the
+    # markers go once their directories have files.
+    assert client.calls == [
+        ("PutObject", out + "_$folder$"), ("PutObject", out + "/runs_$folder$"), ("PutObject", out + "/runs/r1_$folder$"),
+        ("PutObject", out + "/runs/r1/part-00000.parquet"), ("PutObject", out + "/runs/r1/_SUCCESS"), ("PutObject", out + "/_LATEST"),
+        ("DeleteObject", out + "/runs/r1_$folder$"), ("DeleteObject", out + "/runs_$folder$"), ("DeleteObject", out + "_$folder$"),
+    ]
+    assert local_aws.list_keys(f"s3://{BUCKET}/{out}/") == [out + "/_LATEST", out + "/runs/r1/_SUCCESS", out + "/runs/r1/part-00000.parquet"]
+
+
+# --- with the EMR instance role's key, as the step runner uses it ------------------------------------
+
+
+def test_a_write_the_instance_role_may_not_make_is_access_denied_naming_principal_action_resource(local_aws, tmp_path):
+    from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY
+    from rehearsal.aws.s3_mirror import EmrfsError
+
+    mirror = S3Mirror(local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY), tmp_path / "instance")
+    input_uri = local_aws.pipeline_config["input_uri"]
+    folder = S3Location.parse(input_uri.rsplit("/", 1)[0] + "/")
+    before = mirror.pull([folder])  # the steps may read the input's folder (EMRFS's HEADs and listing)
+    assert mirror.local_path(S3Location.parse(input_uri)).is_file()
+    (mirror.local_path(folder) / "extra.csv").write_text("x")
+    with pytest.raises(EmrfsError) as denied:
+        mirror.push([folder], before)
+    resource = f"arn:aws:s3:::{folder.bucket}/{folder.key}extra.csv"
+    principal = f"arn:aws:sts::{local_aws.account_id}:assumed-role/AirflowEmr-Ec2Role/rehearsal-emr-step"
+    assert f"User: {principal} is not authorized to perform: s3:PutObject on resource: {resource}" in str(denied.value)
+    assert {"principal": principal, "action": "s3:PutObject", "resource": resource} in [
+        {k: d[k] for k in ("principal", "action", "resource")} for d in local_aws.iam_report()["denied"]
+    ]
+
+
+def test_a_denied_head_is_named_too(local_aws, tmp_path, prefix):
+    from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY
+    from rehearsal.aws.s3_mirror import EmrfsError
+
+    put(local_aws, prefix + "private.csv")
+    mirror = S3Mirror(local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY), tmp_path / "instance")
+    with pytest.raises(EmrfsError, match=r"AccessDenied: EMRFS HeadObject .* is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::"):
+        mirror.pull([S3Location(BUCKET, prefix + "private.csv")])

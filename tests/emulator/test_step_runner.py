@@ -165,3 +165,70 @@ def test_later_steps_keep_the_earlier_steps_locations_in_sync(local_aws):
     assert runner._locations_for(SimpleNamespace(id="j-OTHER"), spark) == [
         S3Location("c", "job.py"), S3Location("d", "out/"),
     ]
+
+
+# --- EMR's own rules: the instance role's S3 access, and what EMR checks at cluster start ------------------
+
+
+def instance_principal(aws):
+    return f"arn:aws:sts::{aws.account_id}:assumed-role/AirflowEmr-Ec2Role/rehearsal-emr-step"
+
+
+def test_a_step_reading_what_the_instance_role_may_not_read_fails_with_the_iam_message(local_aws):
+    # The object exists, but the instance role's policies do not reach it: EMRFS's HEAD is refused
+    # before the step's command starts, and the step fails as on EMR, naming who, what and where.
+    job = "s3://airflow-emr-data/not-for-emr/job.py"
+    local_aws.upload_bytes(b"print('must not run')\n", job)
+    cluster_id = start_cluster(local_aws)
+    (step_id,) = add_steps(local_aws, cluster_id, [command_step("denied", ["spark-submit", job])])
+    (step,) = wait_for_steps(local_aws, cluster_id, [step_id], timeout=60)
+
+    assert step["Status"]["State"] == "FAILED"
+    expected = (f"User: {instance_principal(local_aws)} is not authorized to perform: s3:GetObject "
+                f"on resource: arn:aws:s3:::airflow-emr-data/not-for-emr/job.py")
+    details = step["Status"]["FailureDetails"]
+    assert expected in details["Reason"] and expected in details["Message"]
+    assert expected in (local_aws.step_log_dir(cluster_id, step_id) / "stderr").read_text()
+    denied = [d for d in local_aws.iam_report()["denied"] if d["resource"].endswith("/not-for-emr/job.py")]
+    assert denied and denied[0]["principal"] == instance_principal(local_aws) and denied[0]["action"] == "s3:GetObject"
+
+
+def _validation(aws, cluster_id):
+    status = wait_for(
+        lambda: (s := cluster_state(aws, cluster_id))["State"] == "TERMINATED_WITH_ERRORS" and s,
+        timeout=30, what="the cluster to fail validation",
+    )
+    assert status["StateChangeReason"]["Code"] == "VALIDATION_ERROR"
+    return status["StateChangeReason"]["Message"]
+
+
+def test_a_cluster_without_the_managed_policy_tag_fails_like_emr(local_aws):
+    # AmazonEMRServicePolicy_v2 lets EMR launch instances only tagged for-use-with-amazon-emr-managed-policies=true.
+    tags = {k: v for k, v in local_aws.pipeline_config["cluster_tags"].items() if k != "for-use-with-amazon-emr-managed-policies"}
+    cluster_id = start_cluster(local_aws, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    message = _validation(local_aws, cluster_id)
+    service_role = local_aws.pipeline_config["service_role"]
+    assert message == f"Service role arn:aws:iam::{local_aws.account_id}:role/{service_role} has insufficient EC2 permissions"
+
+
+def test_an_instance_profile_named_apart_from_its_role_fails_like_emr(local_aws):
+    iam = local_aws.client("iam")
+    role = iam.get_instance_profile(InstanceProfileName=local_aws.pipeline_config["job_flow_role"])["InstanceProfile"]["Roles"][0]["RoleName"]
+    iam.create_instance_profile(InstanceProfileName="ProfileNamedApart")
+    iam.add_role_to_instance_profile(InstanceProfileName="ProfileNamedApart", RoleName=role)
+    cluster_id = start_cluster(local_aws, JobFlowRole="ProfileNamedApart")
+    assert _validation(local_aws, cluster_id).startswith("Invalid InstanceProfile: ProfileNamedApart.")
+
+
+def test_the_service_role_must_trust_emr_for_this_account(local_aws):
+    from rehearsal.aws.emr_launch import EmrRoles
+
+    ours = local_aws._emr_roles
+    config = local_aws.pipeline_config
+    role = config["job_flow_role"]  # named like its role
+    kwargs = {"service_role": config["service_role"], "instance_role": role, "tags": config["cluster_tags"], "cluster_id": "j-1TRUST"}
+    assert ours.start_problem(**kwargs) is None
+    # The template's trust policy conditions EMR's AssumeRole on aws:SourceAccount / aws:SourceArn.
+    foreign = EmrRoles("999999999999", ours.region, ours.principal_of)
+    problem = foreign.start_problem(**kwargs)
+    assert problem.startswith(f"Service role arn:aws:iam::999999999999:role/{config['service_role']} cannot be assumed by elasticmapreduce.amazonaws.com")
