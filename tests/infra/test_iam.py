@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from rehearsal.aws import iam_lint
+from rehearsal.aws import emrfs, iam_lint
 from rehearsal.aws.cfn_values import ExampleValues
+from rehearsal.aws.emr_launch import EMR_LAUNCH, EmrRoles, assume_context, launch_requests, request_tags
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
 
 from .infra_support import REPO_ROOT, VARIANTS
@@ -74,10 +75,6 @@ def dags_on_path():
 @pytest.fixture(scope="module")
 def iam(dev, dags_on_path) -> Iam:
     return Iam(dev)
-
-
-def request_tags(tags: dict[str, str]) -> dict:
-    return {**{f"aws:RequestTag/{key}": value for key, value in tags.items()}, "aws:TagKeys": list(tags)}
 
 
 def resource_tags(tags: dict[str, str]) -> dict:
@@ -187,22 +184,25 @@ def test_emr_may_create_its_cleanup_service_linked_role_and_nothing_else(iam):
 # --- what EMR does with the roles the DAG passes -------------------------------------------------------
 
 
-EMR_LAUNCH = [
-    ("ec2:RunInstances", "instance/*"),
-    ("ec2:RunInstances", "volume/*"),
-    ("ec2:CreateFleet", "instance/*"),
-    ("ec2:CreateLaunchTemplate", "launch-template/*"),
-]
-
-
 @pytest.mark.parametrize(("action", "resource"), EMR_LAUNCH)
 def test_emr_can_launch_the_clusters_instances_with_the_v2_service_policy(iam, action, resource):
+    # The local EMR fails a cluster's start on the same requests (rehearsal/aws/emr_launch.py).
     service = iam.role("EmrRolesServiceRole")
-    arn = f"arn:aws:ec2:{iam.region}:{ACCOUNT}:{resource}"
-    # EMR tags what it launches with the cluster's tags; AmazonEMRServicePolicy_v2 requires its own.
-    launch = evaluate(service, Request(action, arn, request_tags(iam.cluster_tags())))
-    assert launch, launch.reason
-    assert not evaluate(service, Request(action, arn, request_tags({"airflow:dag_id": "dag_1"})))
+    (launch,) = [r for r in launch_requests(iam.region, ACCOUNT, iam.cluster_tags()) if (r.action, r.resource.rsplit(":", 1)[1]) == (action, resource)]
+    decision = evaluate(service, launch)
+    assert decision, decision.reason
+    (untagged,) = [r for r in launch_requests(iam.region, ACCOUNT, {"airflow:dag_id": "dag_1"}) if r.resource == launch.resource and r.action == action]
+    assert not evaluate(service, untagged)
+
+
+def test_emr_would_start_the_dags_cluster_with_these_roles(iam):
+    # All of EMR's start checks the local EMR makes, on the example-rendered template (any account).
+    job_flow = iam.job_flow()
+    logical_ids = {iam.values.ref(logical): logical for logical in iam.template.roles()}
+    roles = EmrRoles(ACCOUNT, iam.region, lambda name: iam.template.principal(logical_ids[name]) if name in logical_ids else None)
+    instance_role = iam.instance_profile_role(job_flow["JobFlowRole"])
+    problem = roles.start_problem(service_role=job_flow["ServiceRole"], instance_role=instance_role, tags=iam.cluster_tags(), cluster_id="j-1K48XXXXXXHCB")
+    assert problem is None
 
 
 def test_the_instance_profile_is_named_like_its_role(iam):
@@ -216,9 +216,8 @@ def test_the_instance_profile_is_named_like_its_role(iam):
 
 def test_only_emr_of_this_account_and_region_may_assume_the_service_role(iam):
     service = iam.role("EmrRolesServiceRole")
-    ours = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": iam.cluster_arn()}
-    assert may_assume(service, EMR_SERVICE, ours)
-    foreign = {"aws:SourceAccount": FOREIGN_ACCOUNT, "aws:SourceArn": iam.cluster_arn().replace(ACCOUNT, FOREIGN_ACCOUNT)}
+    assert may_assume(service, EMR_SERVICE, assume_context(ACCOUNT, iam.cluster_arn()))
+    foreign = assume_context(FOREIGN_ACCOUNT, iam.cluster_arn().replace(ACCOUNT, FOREIGN_ACCOUNT))
     assert not may_assume(service, EMR_SERVICE, foreign)
     assert not may_assume(service, EMR_SERVICE, {})
 
@@ -230,34 +229,41 @@ def s3_object(uri: str) -> str:
     return "arn:aws:s3:::" + uri.removeprefix("s3://")
 
 
+def split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def allowed(principal, calls: list[emrfs.S3Call]) -> None:
+    """Every IAM request of EMRFS's calls (rehearsal/aws/emrfs.py, which the local EMR makes) is allowed."""
+    for call in calls:
+        for request in call.iam_requests():
+            decision = evaluate(principal, request)
+            assert decision, (call, decision.reason)
+
+
 def test_the_steps_read_exactly_the_input_object(iam):
     instance = iam.role("EmrRolesInstanceRole")
-    input_uri = iam.pipeline["input_uri"]
-    folder = input_uri.rsplit("/", 1)[0]
-    read = evaluate(instance, Request("s3:GetObject", s3_object(input_uri)))
-    assert read, read.reason
-    assert not evaluate(instance, Request("s3:GetObject", s3_object(folder + "/other.csv")))
-    # Hive's table LOCATION is the folder: EMRFS HEADs it as a key and as a "_$folder$" marker.
-    for marker in (folder, folder + "_$folder$"):
-        head = evaluate(instance, Request("s3:GetObject", s3_object(marker)))
-        assert head, head.reason
+    bucket, key = split(iam.pipeline["input_uri"])
+    folder = key.rsplit("/", 1)[0]
+    allowed(instance, emrfs.read_file(bucket, key))
+    assert not evaluate(instance, Request("s3:GetObject", f"arn:aws:s3:::{bucket}/{folder}/other.csv"))
+    # Hive's table LOCATION is the folder: EMRFS asks for its status (HEAD key, HEAD marker, list `folder/`).
+    allowed(instance, emrfs.file_status(bucket, folder))
 
 
 def test_emrfs_writes_only_under_the_output_prefix(iam):
     instance = iam.role("EmrRolesInstanceRole")
-    output = iam.pipeline["output_uri"].rstrip("/")
-    for key in (f"{output}/run=manual__1/part-00000.parquet", f"{output}/run=manual__1_$folder$", f"{output}_$folder$"):
-        for action in ("s3:PutObject", "s3:DeleteObject", "s3:GetObject"):
-            decision = evaluate(instance, Request(action, s3_object(key)))
-            assert decision, decision.reason
-    head = evaluate(instance, Request("s3:GetObject", s3_object(output)))
-    assert head, head.reason
-    bucket, _, key = output.removeprefix("s3://").partition("/")
-    listing = evaluate(instance, Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": key + "/"}))
-    assert listing, listing.reason
+    bucket, output = split(iam.pipeline["output_uri"].rstrip("/"))
+    run = f"{output}/run=manual__1"
+    # A first run: EMRFS finds no output directory, creates it and the run's, writes, and later deletes.
+    allowed(instance, emrfs.file_status(bucket, output))
+    allowed(instance, emrfs.write_tree(bucket, [output, run], [f"{run}/part-00000.parquet", f"{run}/_SUCCESS", f"{output}/_LATEST"]))
+    allowed(instance, emrfs.read_file(bucket, f"{run}/part-00000.parquet") + emrfs.delete_file(bucket, f"{run}/part-00000.parquet"))
     parent = output.rsplit("/", 1)[0]
     for outside in (f"{parent}/_tmp_{output.rsplit('/', 1)[1]}_x/part-0.parquet", f"{output}_old/part-0.parquet", output):
-        assert not evaluate(instance, Request("s3:PutObject", s3_object(outside))), outside
+        (put,) = emrfs.write_file(bucket, outside)
+        assert not any(evaluate(instance, request) for request in put.iam_requests()), outside
 
 
 @pytest.mark.parametrize("prefix", ["NodeRole", "WorkerRole"])
