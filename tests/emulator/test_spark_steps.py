@@ -13,7 +13,10 @@ import pytest
 from .emulator_support import DATASET, REPO_ROOT, cluster_state, command_step, start_cluster, wait_for, wait_for_steps
 
 SPARK_TIMEOUT = 300
-OUTPUT = "s3://airflow-emr-data/emulator/sorted/"
+
+def output_prefix(aws) -> str:
+    """Under the pipeline's output prefix: the only place the EMR instance role may write."""
+    return aws.pipeline_config["output_uri"] + "emulator-sorted/"
 
 
 def input_prefix(aws) -> str:
@@ -25,10 +28,11 @@ def add_steps(aws, cluster_id, steps):
 
 
 def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
+    output = output_prefix(local_aws)
     steps_uri = local_aws.pipeline_config["steps_uri"]
     stale = io.BytesIO()
     pq.write_table(pa.table({"customer_id": [0], "score": [0]}), stale)
-    local_aws.upload_bytes(stale.getvalue(), OUTPUT + "part-99999-stale.snappy.parquet")
+    local_aws.upload_bytes(stale.getvalue(), output + "part-99999-stale.snappy.parquet")
 
     cluster_id = start_cluster(local_aws)
     ids = add_steps(
@@ -42,7 +46,7 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
             ),
             command_step(
                 "sort",
-                ["spark-submit", "--deploy-mode", "cluster", steps_uri + "write_sorted.py", "emu.customers", OUTPUT],
+                ["spark-submit", "--deploy-mode", "cluster", steps_uri + "write_sorted.py", "emu.customers", output],
             ),
         ],
     )
@@ -50,11 +54,11 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
 
     assert [step["Status"]["State"] for step in steps] == ["COMPLETED", "COMPLETED"], steps
     assert "FailureDetails" not in steps[1]["Status"]
-    keys = local_aws.list_keys(OUTPUT)
+    keys = local_aws.list_keys(output)
     parts = [key for key in keys if key.endswith(".parquet")]
-    assert keys == sorted(["emulator/sorted/_SUCCESS", *parts]), "exactly what Spark wrote, no .crc files"
+    assert keys == sorted([output.split("/", 3)[3] + "_SUCCESS", *parts]), "exactly what Spark wrote, no .crc files"
     assert len(parts) == 1 and "stale" not in parts[0], "overwrite removed the previous part from S3"
-    table = local_aws.read_parquet(OUTPUT)
+    table = local_aws.read_parquet(output)
     scores = table.column("score").to_pylist()
     assert table.num_rows == 200 and scores == sorted(scores)
     assert sorted(table.column("customer_id").to_pylist()) == list(range(1, 201))
@@ -75,6 +79,7 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
 
 
 def test_failing_step_reports_its_exit_status_and_error_and_cancels_the_next(local_aws):
+    output = output_prefix(local_aws)
     steps_uri = local_aws.pipeline_config["steps_uri"]
     cluster_id = start_cluster(local_aws)
     ids = add_steps(
@@ -82,7 +87,7 @@ def test_failing_step_reports_its_exit_status_and_error_and_cancels_the_next(loc
         cluster_id,
         [
             command_step("fail", ["spark-submit", steps_uri + "fail.py"], "CANCEL_AND_WAIT"),
-            command_step("next", ["spark-submit", steps_uri + "write_sorted.py", "emu.customers", OUTPUT]),
+            command_step("next", ["spark-submit", steps_uri + "write_sorted.py", "emu.customers", output]),
         ],
     )
     failed, cancelled = wait_for_steps(local_aws, cluster_id, ids, timeout=SPARK_TIMEOUT)
