@@ -78,9 +78,9 @@ class S3Mirror:
             by_bucket.setdefault(bucket, []).append(key)
         uploaded, deleted = [], []
         for bucket, keys in by_bucket.items():
-            directories = _new_directories(bucket, keys, locations, before)
+            directories, files = _new_directories(bucket, keys, locations, before), set(keys)
             for call in emrfs.write_tree(bucket, directories, keys):
-                if call.operation == "PutObject" and call.key in keys:
+                if call.operation == "PutObject" and call.key in files:
                     with (self.root / bucket / call.key).open("rb") as body:
                         self._send(call, Body=body)
                     uploaded.append(call.uri)
