@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from rehearsal.services import SETUP_HINT, MissingPrerequisite
 
@@ -49,13 +48,13 @@ def signed_in(base_url: str, username: str, password: str, path: str = "/") -> I
             page.goto(path)
             page.get_by_label("Username").fill(username)
             page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign In").click()
-            try:
-                page.wait_for_url(lambda url: "/auth/login" not in url, timeout=TIMEOUT_MS)
-            except PlaywrightTimeout:
-                alert = page.locator(".alert").all_inner_texts()
+            # The form's POST ends on `path` when the login is accepted, on the login page again when not.
+            with page.expect_navigation():
+                page.get_by_role("button", name="Sign In").click()
+            if "/auth/login" in page.url:
+                alert = " ".join(page.locator(".alert").all_inner_texts()).strip()
                 raise UiError(f"the UI did not let {username} in at {base_url}/auth/login: "
-                              f"{' '.join(alert).strip() or 'no message shown'}") from None
+                              f"{alert or 'no message shown'}")
             yield page
         finally:
             browser.close()
