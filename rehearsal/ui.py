@@ -52,9 +52,10 @@ def signed_in(base_url: str, username: str, password: str, path: str = "/") -> I
             with page.expect_navigation():
                 page.get_by_role("button", name="Sign In").click()
             if "/auth/login" in page.url:
-                alert = " ".join(page.locator(".alert").all_inner_texts()).strip()
+                # FAB's flash message, without its close button's "×".
+                alert = " ".join(page.locator(".alert").all_inner_texts()).replace("×", " ").split()
                 raise UiError(f"the UI did not let {username} in at {base_url}/auth/login: "
-                              f"{alert or 'no message shown'}")
+                              f"{' '.join(alert) or 'no message shown'}")
             yield page
         finally:
             browser.close()
