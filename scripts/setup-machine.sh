@@ -11,7 +11,8 @@ profile=${1:-full}
 # python3-venv: the pinned uv is installed into a venv; python3-dev: Python.h for the mysqlclient build.
 build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-dev python3-venv)
 demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs)
-full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server npm)
+# chromium: the headless browser the UI test drives (playwright is only its driver; no browser is downloaded).
+full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server npm chromium)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;

@@ -20,3 +20,8 @@ def cluster(tmp_path_factory):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with Rehearsal("cluster", workdir=tmp_path_factory.mktemp("cluster"), scheduler_count=2) as rehearsal:
         yield rehearsal
+
+
+def pytest_addoption(parser):
+    parser.addoption("--docs-screenshots", action="store_true",
+                     help="copy the UI test's screenshots into docs/ (tests/rehearsal/test_cluster.py)")

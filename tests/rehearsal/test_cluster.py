@@ -1,12 +1,18 @@
 """The cluster profile end to end, then the fault drills on the same running deployment (in this order)."""
 
 import json
+import re
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
+
+from rehearsal import ui
+from rehearsal.nodes import REPO_ROOT
 
 pytestmark = pytest.mark.rehearsal
 
@@ -41,10 +47,38 @@ def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
         assert has_auth == unit.endswith("flower"), unit
 
 
-def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster):
-    run = cluster.wait(cluster.trigger())
+@pytest.fixture(scope="module")
+def happy_run(cluster):
+    """The module's first run, on the sample: the happy path checks it, the UI test looks at it."""
+    return cluster.wait(cluster.trigger())
+
+
+def test_happy_path_produces_sorted_parquet_terminates_and_mails_once(cluster, happy_run):
+    run = happy_run
     assert cluster.success_problems(run) == [], run.log_report()
     assert run.trigger_lag is not None and run.sensor_lag is not None
+
+
+def test_a_person_signed_in_to_the_ui_sees_both_runs_succeed(cluster, happy_run, tmp_path, request):
+    """Debian's Chromium signs in on the api-server's login page with the admin password from the emulated
+    Secrets Manager and reads the run states the UI shows: DAG_1's Runs tab, then the runs of both DAGs."""
+    assert happy_run.dag_2, "dag_1 never triggered dag_2"
+    password = json.loads(cluster.passwords_file.read_text())[cluster.admin_user]
+    dag_1_run, dag_2_run = happy_run.dag_1["dag_run_id"], happy_run.dag_2["dag_run_id"]
+    started = time.monotonic()
+    with ui.signed_in(cluster.api_url, cluster.admin_user, password, path="/dags") as page:
+        ui.open_dag_runs_tab(page, "DAG_1")
+        expect(ui.cell(page, dag_1_run, "State")).to_have_text("Success", timeout=ui.TIMEOUT_MS)
+        page.screenshot(path=tmp_path / "ui-dag_1.png")
+        ui.open_all_dag_runs(page)
+        expect(ui.cell(page, dag_2_run, "Dag ID")).to_have_text(re.compile(r"^DAG_2\b"), timeout=ui.TIMEOUT_MS)
+        for run_id in (dag_1_run, dag_2_run):
+            expect(ui.cell(page, run_id, "State")).to_have_text("Success", timeout=ui.TIMEOUT_MS)
+        page.screenshot(path=tmp_path / "ui-dag-runs.png")
+    print(f"ui: signed in and read both runs in {time.monotonic() - started:.1f}s")
+    if request.config.getoption("--docs-screenshots", default=False):
+        for name in ("ui-dag_1.png", "ui-dag-runs.png"):
+            shutil.copyfile(tmp_path / name, REPO_ROOT / "docs" / name)
 
 
 def test_bad_input_fails_both_dags_terminates_the_cluster_and_mails_one_failure(cluster):
