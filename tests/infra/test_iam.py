@@ -16,6 +16,7 @@ import pytest
 from rehearsal.aws import iam_lint
 from rehearsal.aws.cfn_values import ExampleValues
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
+from stacks.nag import EMR_TAG_KEY as MANAGED_POLICY_TAG
 
 from .infra_support import REPO_ROOT, VARIANTS
 
@@ -200,8 +201,11 @@ def test_emr_can_launch_the_clusters_instances_with_the_v2_service_policy(iam, a
     service = iam.role("EmrRolesServiceRole")
     arn = f"arn:aws:ec2:{iam.region}:{ACCOUNT}:{resource}"
     # EMR tags what it launches with the cluster's tags; AmazonEMRServicePolicy_v2 requires its own.
-    launch = evaluate(service, Request(action, arn, request_tags(iam.cluster_tags())))
-    assert launch, launch.reason
+    tags = iam.cluster_tags()
+    launch = evaluate(service, Request(action, arn, request_tags(tags)))
+    unmarked = "" if tags.get(MANAGED_POLICY_TAG) == "true" else (
+        f"; the cluster's tags lack {MANAGED_POLICY_TAG}=true, which AmazonEMRServicePolicy_v2 requires on what EMR launches")
+    assert launch, launch.reason + unmarked
     assert not evaluate(service, Request(action, arn, request_tags({"airflow:dag_id": "dag_1"})))
 
 
@@ -210,7 +214,8 @@ def test_the_instance_profile_is_named_like_its_role(iam):
     assert profiles
     for logical, profile in profiles.items():
         (role_ref,) = profile["Properties"]["Roles"]
-        assert iam.values.physical_name(logical) == iam.values.ref(role_ref["Ref"])
+        name, role = iam.values.physical_name(logical), iam.values.ref(role_ref["Ref"])
+        assert name == role, f"EMR rejects JobFlowRole {name}: an instance profile must be named like its role ({role})"
     assert iam.instance_profile_role(iam.pipeline["job_flow_role"]) == iam.pipeline["job_flow_role"]
 
 
