@@ -71,7 +71,8 @@ class MutationError(Exception):
     """The mutation cannot be applied as written (its target moved or vanished)."""
 
 
-def apply_edits(root: Path, edits: Sequence[Edit]) -> None:
+def apply_edits(root: Path, edits: Sequence[Edit], *, write: bool = True) -> None:
+    """Apply `edits` under `root` (or, with write=False, only check that each applies)."""
     for edit in edits:
         path = root / edit.path
         if not path.is_file():
@@ -81,7 +82,8 @@ def apply_edits(root: Path, edits: Sequence[Edit]) -> None:
         if found != 1:
             where = "not found" if found == 0 else f"found {found} times (must be exactly once)"
             raise MutationError(f"{edit.path}: old text {where}: {edit.old[:80]!r}")
-        path.write_text(text.replace(edit.old, edit.new))
+        if write:
+            path.write_text(text.replace(edit.old, edit.new))
 
 
 def scratch_copy(source: Path, target: Path) -> Path:
