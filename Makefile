@@ -78,6 +78,7 @@ diff: venv
 bench: venv
 	$(PY) bench/spark_sort.py
 	$(PY) bench/rehearsal.py
+	$(PY) bench/enforcement_costs.py
 
 diagram: venv
 	$(PY) scripts/diagram.py

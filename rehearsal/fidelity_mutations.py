@@ -79,11 +79,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "cfn-init-env-without-path",
-        "cfn-init's `env` replaces the command's whole environment",
+        "cfn-init's `env` replaces the command's whole environment: no PATH unless it names one",
+        # Both defences go: the template's PATH and the bootstrap's `export PATH` of bash's built-in
+        # default (either alone keeps the install working, so removing one is no blocker).
         (Edit("stacks/constructs/airflow_node.py",
-              '    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",\n', ""),),
+              '    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",\n', ""),
+         Edit("airflow_assets/bootstrap/lib/bootstrap.sh", "\nexport PATH\n", "\n")),
         (Check(pytest(f"{SEAM_TESTS}::test_install_phase_works_with_exactly_the_environment_cfn_init_gives_it"),
-               (r"PATH",)),),
+               (r"python3\.11 on PATH",)),),
     ),
     Mutation(
         "scheduler-gate-waits-on-api-server",
