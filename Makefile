@@ -12,7 +12,7 @@ UV_VERSION := 0.13.8
 export PATH := $(PATH):$(CURDIR)/.tools/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv checkov-venv machine test demo rehearsal synth deploy destroy diff bench diagram clean
+.PHONY: venv checkov-venv machine test fidelity demo rehearsal synth deploy destroy diff bench diagram clean
 
 $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.txt
 	# mysqlclient builds from source: its headers and compiler come first.
@@ -44,6 +44,11 @@ machine:
 test: machine venv checkov-venv
 	$(VENV)/bin/pytest -q --durations=15 tests
 
+# Each review blocker re-introduced in a scratch copy must fail its check naming the AWS rule
+# (rehearsal/fidelity_mutations.py; docs/emulator.md). `make fidelity MUTATIONS="name ..."` runs some.
+fidelity: machine venv
+	$(PY) -m rehearsal.fidelity $(MUTATIONS)
+
 # make demo INPUT=my.csv SERVE=1 KEEP=1 (docs/rehearsal.md)
 REHEARSAL_OPTIONS = $(if $(INPUT),--input "$(INPUT)") $(if $(SERVE),--serve) $(if $(KEEP),--keep)
 
@@ -73,6 +78,7 @@ diff: venv
 bench: venv
 	$(PY) bench/spark_sort.py
 	$(PY) bench/rehearsal.py
+	$(PY) bench/enforcement_costs.py
 
 diagram: venv
 	$(PY) scripts/diagram.py

@@ -17,6 +17,7 @@ from rehearsal.aws import emrfs, iam_lint
 from rehearsal.aws.cfn_values import ExampleValues
 from rehearsal.aws.emr_launch import EMR_LAUNCH, EmrRoles, assume_context, launch_requests, request_tags
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
+from stacks.nag import EMR_TAG_KEY as MANAGED_POLICY_TAG
 
 from .infra_support import REPO_ROOT, VARIANTS
 
@@ -188,9 +189,13 @@ def test_emr_may_create_its_cleanup_service_linked_role_and_nothing_else(iam):
 def test_emr_can_launch_the_clusters_instances_with_the_v2_service_policy(iam, action, resource):
     # The local EMR fails a cluster's start on the same requests (rehearsal/aws/emr_launch.py).
     service = iam.role("EmrRolesServiceRole")
-    (launch,) = [r for r in launch_requests(iam.region, ACCOUNT, iam.cluster_tags()) if (r.action, r.resource.rsplit(":", 1)[1]) == (action, resource)]
+    # EMR tags what it launches with the cluster's tags; AmazonEMRServicePolicy_v2 requires its own.
+    tags = iam.cluster_tags()
+    (launch,) = [r for r in launch_requests(iam.region, ACCOUNT, tags) if (r.action, r.resource.rsplit(":", 1)[1]) == (action, resource)]
     decision = evaluate(service, launch)
-    assert decision, decision.reason
+    unmarked = "" if tags.get(MANAGED_POLICY_TAG) == "true" else (
+        f"; the cluster's tags lack {MANAGED_POLICY_TAG}=true, which AmazonEMRServicePolicy_v2 requires on what EMR launches")
+    assert decision, decision.reason + unmarked
     (untagged,) = [r for r in launch_requests(iam.region, ACCOUNT, {"airflow:dag_id": "dag_1"}) if r.resource == launch.resource and r.action == action]
     assert not evaluate(service, untagged)
 
@@ -210,7 +215,8 @@ def test_the_instance_profile_is_named_like_its_role(iam):
     assert profiles
     for logical, profile in profiles.items():
         (role_ref,) = profile["Properties"]["Roles"]
-        assert iam.values.physical_name(logical) == iam.values.ref(role_ref["Ref"])
+        name, role = iam.values.physical_name(logical), iam.values.ref(role_ref["Ref"])
+        assert name == role, f"EMR rejects JobFlowRole {name}: an instance profile must be named like its role ({role})"
     assert iam.instance_profile_role(iam.pipeline["job_flow_role"]) == iam.pipeline["job_flow_role"]
 
 
