@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,8 @@ class UnitStartError(RuntimeError):
 
 
 class _Service:
-    def __init__(self, key: str, unit: Unit, log_path: Path):
+    def __init__(self, key: str, unit: Unit, log_path: Path, machine_env: dict[str, str] | None = None):
+        self.machine_env = machine_env or {}
         self.key = key
         self.unit = unit
         self.log_path = log_path
@@ -93,7 +95,7 @@ class _Service:
         self.held = False
 
     def spawn(self) -> None:
-        env = self.unit.environment()
+        env = {**self.machine_env, **self.unit.environment()}
         cwd = self.unit.working_directory
         with self.log_path.open("ab") as log:
             for command in self.unit.exec_start_pre:
@@ -118,11 +120,12 @@ class Supervisor:
         self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._monitor.start()
 
-    def start(self, node: str, unit_file: Path) -> str:
+    def start(self, node: str, unit_file: Path, machine_env: Mapping[str, str] | None = None) -> str:
+        """`machine_env`: what the node's machine gives every process besides the unit's environment."""
         unit = Unit.parse(unit_file)
         key = f"{node}/{unit.name}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log")
+        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log", dict(machine_env or {}))
         with self._lock:
             if key in self._services:
                 raise UnitStartError(f"{key} is already running")
