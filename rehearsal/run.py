@@ -455,7 +455,8 @@ class Rehearsal:
         iam = self.aws.iam_report()
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
-        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order"
+        cluster = " efs=access-point dns=after-health" if self._shared_fs and self._dns else ""
+        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template{cluster}"
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"
