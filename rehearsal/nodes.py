@@ -51,9 +51,6 @@ LOCAL_BOOTSTRAP_ENV = (
     "PATH",
     # The rehearsal keeps every temporary file in its workdir instead of the machine's /tmp.
     "TMPDIR",
-    # The machine's resolver of the cluster's private DNS zone (rehearsal/private_dns.py), which an
-    # EC2 node has in /etc/resolv.conf (Node.machine_env).
-    "LD_PRELOAD", "NSS_WRAPPER_HOSTS",
     # The machine's way out to the package index (EC2 reaches it through the NAT gateway without them).
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
     "UV_CACHE_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
@@ -82,8 +79,6 @@ class Node:
     same_keys_as_template: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     bootstrap_dir: Path = BOOTSTRAP_DIR
-    # What the node's machine gives every process it runs (the private DNS zone's resolver).
-    machine_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -117,7 +112,7 @@ class Node:
         if uv:
             env["PATH"] = f"{Path(uv).parent}:{env.get('PATH', '')}"
         env.update({key: os.environ[key] for key in LOCAL_BOOTSTRAP_ENV if key != "PATH" and key in os.environ})
-        return {**env, **self.machine_env}
+        return env
 
     def phase(self, phase: str) -> None:
         started = time.monotonic()
@@ -212,6 +207,7 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         **common_params(aws, workdir, venv, poll_interval),
         "EXECUTOR": "CeleryExecutor",
         "SCHEDULER_COUNT": str(scheduler_count),
+        "API_SERVER_HOST": "127.0.0.1",
         "API_SERVER_PORT": str(api_port),
         "API_SERVER_WORKERS": "1",
         "DB_HOST": "127.0.0.1",
@@ -223,18 +219,14 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         "REDIS_PORT": str(redis_port),
         "REDIS_TLS": "false",
     }
-    # The template's API_SERVER_HOST of each role: the api-server's DNS name on the other nodes
-    # (rehearsal/private_dns.py makes it resolve once the api-server is healthy), loopback on its own.
-    template_host = {role: {"API_SERVER_HOST": node.node_env["API_SERVER_HOST"]}
-                   for role, node in template_nodes(synthesized_stack().template).items()}
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [
-        _node("scheduler", workdir, {**shared, **template_host["scheduler"], "AIRFLOW_ROLE": "scheduler",
+        _node("scheduler", workdir, {**shared, "AIRFLOW_ROLE": "scheduler",
                                      "SCHEDULER_HEALTH_PORT": str(free_port()),
                                      "TRIGGERER_LOG_SERVER_PORT": str(free_port())}),
-        _node("api-server", workdir, {**shared, **template_host["api-server"], "AIRFLOW_ROLE": "api-server", "API_SERVER_BIND": "127.0.0.1",
+        _node("api-server", workdir, {**shared, "AIRFLOW_ROLE": "api-server", "API_SERVER_BIND": "127.0.0.1",
                                       "SCHEDULER_HEALTH_PORT": str(free_port())}),
-        _node("worker", workdir, {**shared, **template_host["worker"], "AIRFLOW_ROLE": "worker", "WORKER_CONCURRENCY": "4",
+        _node("worker", workdir, {**shared, "AIRFLOW_ROLE": "worker", "WORKER_CONCURRENCY": "4",
                                   "FLOWER_PORT": str(flower_port or free_port()), "WORKER_LOG_SERVER_PORT": str(free_port())}),
     ]
 

@@ -22,10 +22,8 @@ from pathlib import Path
 from rehearsal.access_point import AccessPointMount, require_bindfs
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.aws.spark_env import spark_line
-from rehearsal.aws.stack_template import synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
-from rehearsal.private_dns import PrivateDns, instance_records, nss_wrapper_library
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
@@ -184,7 +182,6 @@ class Rehearsal:
         self._database: RehearsalDatabase | None = None
         self._redis: RehearsalRedis | None = None
         self._shared_fs: AccessPointMount | None = None
-        self._dns: PrivateDns | None = None
         self._units: dict[str, list[str]] = {}
         self.bootstrap_seconds: dict[str, dict[str, float]] = {}
 
@@ -209,7 +206,6 @@ class Rehearsal:
             require_mariadb()
             require_redis_server()
             require_bindfs()
-            nss_wrapper_library()
 
     def start(self) -> None:
         from rehearsal.aws import LocalAws
@@ -238,9 +234,6 @@ class Rehearsal:
             # The nodes' DAGS_FOLDER lies under workdir/efs, which gets EFS access-point semantics.
             uid, gid = self.nodes[0].params["AIRFLOW_UID"], self.nodes[0].params["AIRFLOW_GID"]
             self._shared_fs = AccessPointMount(self.workdir / "efs-backing", self.workdir / "efs", uid, gid).mount()
-            self._dns = PrivateDns(self.workdir / "dns" / "hosts")
-            for node in self.nodes:
-                node.machine_env.update(self._dns.environment())
         else:
             self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval, api_port=self.api_port)
         self.supervisor = Supervisor(self.workdir / "logs")
@@ -351,9 +344,8 @@ class Rehearsal:
         def start(node: Node) -> None:
             try:
                 node.phase("start")
-                self._units[node.name] = [self.supervisor.start(node.name, u, node.machine_env) for u in node.unit_files()]
+                self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]
                 node.phase("health")
-                self._create_dns_records(node)
                 log.info("rehearsal: %s healthy after %.1fs (%s)", node.name,
                          node.timings["start"] + node.timings["health"],
                          ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]))
@@ -367,16 +359,6 @@ class Rehearsal:
             thread.join()
         if errors:
             raise errors[0]
-
-    def _create_dns_records(self, node: Node) -> None:
-        """As CloudFormation creates a record that takes an instance's PrivateIp once that instance is
-        CREATE_COMPLETE (its health signal): loopback stands in for the instance's address."""
-        if self._dns is None:
-            return
-        name = instance_records(synthesized_stack().template).get(node.role)
-        if name:
-            self._dns.create_record(name, "127.0.0.1")
-            log.info("rehearsal: %s healthy, DNS record %s created", node.name, name)
 
     def stop(self) -> None:
         if self.api:
@@ -455,7 +437,7 @@ class Rehearsal:
         iam = self.aws.iam_report()
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
-        cluster = " efs=access-point dns=after-health" if self._shared_fs and self._dns else ""
+        cluster = " efs=access-point" if self._shared_fs else ""
         return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template{cluster}"
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:

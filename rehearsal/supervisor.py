@@ -14,7 +14,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +83,7 @@ class UnitStartError(RuntimeError):
 
 
 class _Service:
-    def __init__(self, key: str, unit: Unit, log_path: Path, machine_env: dict[str, str] | None = None):
-        self.machine_env = machine_env or {}
+    def __init__(self, key: str, unit: Unit, log_path: Path):
         self.key = key
         self.unit = unit
         self.log_path = log_path
@@ -95,7 +93,7 @@ class _Service:
         self.held = False
 
     def spawn(self) -> None:
-        env = {**self.machine_env, **self.unit.environment()}
+        env = self.unit.environment()
         cwd = self.unit.working_directory
         with self.log_path.open("ab") as log:
             for command in self.unit.exec_start_pre:
@@ -120,12 +118,11 @@ class Supervisor:
         self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._monitor.start()
 
-    def start(self, node: str, unit_file: Path, machine_env: Mapping[str, str] | None = None) -> str:
-        """`machine_env`: what the node's machine gives every process besides the unit's environment."""
+    def start(self, node: str, unit_file: Path) -> str:
         unit = Unit.parse(unit_file)
         key = f"{node}/{unit.name}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log", dict(machine_env or {}))
+        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log")
         with self._lock:
             if key in self._services:
                 raise UnitStartError(f"{key} is already running")

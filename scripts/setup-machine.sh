@@ -11,9 +11,7 @@ profile=${1:-full}
 # python3-venv: the pinned uv is installed into a venv; python3-dev: Python.h for the mysqlclient build.
 build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-dev python3-venv)
 demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs)
-# bindfs: the shared DAG folder with EFS access-point semantics; libnss-wrapper: the api-server DNS name
-# resolving only once its record exists (the cluster rehearsal).
-full_packages=("${demo_packages[@]}" shellcheck bindfs libnss-wrapper mariadb-server redis-server npm)
+full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server npm)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;

@@ -79,31 +79,3 @@ def test_a_bootstrap_needing_a_variable_cfn_init_does_not_give_fails(scheduler, 
     with pytest.raises(BootstrapError, match="USER: unbound variable"):
         node.phase("install")
 
-
-def test_the_other_nodes_reach_the_api_server_by_the_template_dns_name(tmp_path):
-    from rehearsal.aws.stack_template import synthesized_stack
-    from rehearsal.private_dns import instance_records
-
-    name = instance_records(synthesized_stack().template)["api-server"]
-    nodes = {node.role: node for node in cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow",
-                                                       redis_port=6379, scheduler_count=1)}
-    assert nodes["scheduler"].params["API_SERVER_HOST"] == nodes["worker"].params["API_SERVER_HOST"] == name
-
-
-def test_a_private_dns_name_resolves_only_once_its_record_exists(tmp_path):
-    import subprocess
-    import sys
-
-    from rehearsal.private_dns import PrivateDns
-
-    dns = PrivateDns(tmp_path / "hosts")
-    probe = "import socket, sys; print(socket.getaddrinfo(sys.argv[1], 8080)[0][4][0])"
-
-    def resolve(name: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", probe, name], env=dns.environment(), capture_output=True,
-                              text=True, check=False)
-
-    assert resolve("api-server.airflow.internal").returncode != 0
-    assert resolve("127.0.0.1").stdout.strip() == "127.0.0.1"  # addresses and other names: the machine's resolver
-    dns.create_record("api-server.airflow.internal", "127.0.0.1")
-    assert resolve("api-server.airflow.internal").stdout.strip() == "127.0.0.1"
