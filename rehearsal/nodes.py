@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from airflow_assets.bootstrap import node_env_file
+from rehearsal.aws.stack_template import TemplateNode, synthesized_stack, template_nodes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
@@ -26,6 +29,32 @@ FAST_SCHEDULING = {
     "HEALTH_TIMEOUT_SECONDS": "300",
     "MIGRATION_WAIT_SECONDS": "600",
 }
+# Keys the rehearsal's node.env holds that the template's does not, each for a reason that exists only
+# here. Every other key of either file must be in both (`check_keys`).
+LOCAL_ONLY_KEYS = {
+    "AWS_ENDPOINT_URL": "the emulator's endpoint; on EC2 the SDKs use the regional endpoints",
+    "PROCESS_MANAGER": "the rehearsal's supervisor runs the rendered unit files instead of systemd",
+    "API_SERVER_BIND": "loopback stands in for three hosts",
+    "SCHEDULER_HEALTH_PORT": "loopback stands in for three hosts: every listening port is unique",
+    "WORKER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
+    "TRIGGERER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
+    "FLOWER_PORT": "loopback stands in for three hosts: every listening port is unique",
+    "WORKER_CONCURRENCY": "rehearsal tuning: the rehearsal machine has fewer cores than the worker instance",
+    **{key: "rehearsal tuning (FAST_SCHEDULING)" for key in FAST_SCHEDULING},
+}
+# Variables the bootstrap gets besides the template's cfn-init `env` map (cfn-init gives a command
+# exactly that map), each because the rehearsal's machine is not the node:
+LOCAL_BOOTSTRAP_ENV = (
+    # NODE_ENV_FILE (in the map) is replaced by the node's own file, as /etc/airflow is one per machine.
+    # PATH gets uv's directory in front: on EC2 the bootstrap pip-installs the pinned uv where none is on
+    # PATH; here the machine's uv (the Makefile's same pin) stands in, without a download per node.
+    "PATH",
+    # The rehearsal keeps every temporary file in its workdir instead of the machine's /tmp.
+    "TMPDIR",
+    # The machine's way out to the package index (EC2 reaches it through the NAT gateway without them).
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "UV_CACHE_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
+)
 
 
 class BootstrapError(RuntimeError):
@@ -45,7 +74,11 @@ class Node:
     name: str
     root: Path
     params: dict[str, str]
+    template: TemplateNode
+    # The embedded profile is one node in a shape no stage deploys (sqlite, api-server colocated).
+    same_keys_as_template: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    bootstrap_dir: Path = BOOTSTRAP_DIR
 
     @property
     def role(self) -> str:
@@ -64,26 +97,31 @@ class Node:
         return self.root / "bootstrap.log"
 
     def write_node_env(self) -> None:
+        if self.same_keys_as_template:
+            check_keys(self.name, self.params, self.template.node_env)
         self.root.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for key, value in self.params.items():
-            # contracts §4: JSON values single-quoted, so bash and systemd read the file alike.
-            lines.append(f"{key}='{value}'" if value.startswith("{") else f"{key}={value}")
-        self.node_env_file.write_text("\n".join(lines) + "\n")
+        self.node_env_file.write_text(node_env_file.render(self.params))
+
+    def bootstrap_env(self) -> dict[str, str]:
+        """The template's cfn-init `env` map of this role's bootstrap command, and LOCAL_BOOTSTRAP_ENV."""
+        env = dict(self.template.command_env)
+        if "NODE_ENV_FILE" not in env:
+            raise BootstrapError(f"{self.name}: the template's bootstrap command env has no NODE_ENV_FILE")
+        env["NODE_ENV_FILE"] = str(self.node_env_file)
+        uv = shutil.which("uv")
+        if uv:
+            env["PATH"] = f"{Path(uv).parent}:{env.get('PATH', '')}"
+        env.update({key: os.environ[key] for key in LOCAL_BOOTSTRAP_ENV if key != "PATH" and key in os.environ})
+        return env
 
     def phase(self, phase: str) -> None:
         started = time.monotonic()
-        # Like cfn-init: the machine's environment (proxy/CA settings for uv), nothing Airflow would read.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-        env["NODE_ENV_FILE"] = str(self.node_env_file)
-        # uv must find the venv's interpreter when AIRFLOW_VENV is the project venv.
-        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
         with self.log_file.open("a") as log:
             log.write(f"$ {self.role}.sh {phase}\n")
             log.flush()
             result = subprocess.run(
-                ["bash", str(BOOTSTRAP_DIR / f"{self.role}.sh"), phase],
-                env=env, stdout=log, stderr=subprocess.STDOUT, check=False,
+                ["bash", str(self.bootstrap_dir / f"{self.role}.sh"), phase],
+                env=self.bootstrap_env(), stdout=log, stderr=subprocess.STDOUT, check=False,
             )
         self.timings[phase] = time.monotonic() - started
         if result.returncode:
@@ -98,7 +136,20 @@ class Node:
         return [self.home / "units" / name for name in out.split()]
 
 
+def check_keys(name: str, params: dict[str, str], template_env: dict[str, str]) -> None:
+    """The rehearsal's node.env has the template's keys, plus only LOCAL_ONLY_KEYS."""
+    extra = sorted(set(params) - set(template_env) - set(LOCAL_ONLY_KEYS))
+    missing = sorted(set(template_env) - set(params))
+    if extra or missing:
+        raise BootstrapError(
+            f"{name}: the rehearsal's node.env differs from the one the synthesized template renders for "
+            f"AIRFLOW_ROLE={template_env.get('AIRFLOW_ROLE')}: "
+            + "; ".join(part for part in (extra and f"only the rehearsal's has {', '.join(extra)}",
+                                          missing and f"only the template's has {', '.join(missing)}") if part))
+
+
 def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[str, str]:
+    template = template_nodes(synthesized_stack().template)["scheduler"].node_env
     pipeline = aws.pipeline_config
     pipeline["poll_interval_seconds"] = poll_interval
     logs_bucket = pipeline["log_uri"].removeprefix("s3://").split("/", 1)[0]
@@ -107,6 +158,12 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
         "AWS_REGION": aws.region,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         "AIRFLOW_VENV": str(venv),
+        "AIRFLOW_REQUIREMENTS": str(REPO_ROOT / "requirements-airflow.txt"),
+        # No service user: the rehearsal creates no system users on the machine it runs on. The shared
+        # DAG folder still forces the template's uid/gid on its files (rehearsal/access_point.py).
+        "AIRFLOW_USER": "",
+        "AIRFLOW_UID": template["AIRFLOW_UID"],
+        "AIRFLOW_GID": template["AIRFLOW_GID"],
         "DAGS_SOURCE_DIR": str(DAGS_SOURCE_DIR),
         "DAGS_FOLDER": str(workdir / "efs" / "dags"),
         "REMOTE_LOG_URI": f"s3://{logs_bucket}/airflow/",
@@ -117,10 +174,11 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
     }
 
 
-def _node(name: str, workdir: Path, params: dict[str, str]) -> Node:
+def _node(name: str, workdir: Path, params: dict[str, str], same_keys_as_template: bool = True) -> Node:
     root = workdir / "nodes" / name
     home = root / "airflow"
-    return Node(name, root, {**params, "AIRFLOW_HOME": str(home)})
+    template = template_nodes(synthesized_stack().template)[params["AIRFLOW_ROLE"]]
+    return Node(name, root, {**params, "AIRFLOW_HOME": str(home)}, template, same_keys_as_template)
 
 
 def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[Node]:
@@ -139,7 +197,7 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
         "WORKER_LOG_SERVER_PORT": str(free_port()),
         "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
     }
-    return [_node("embedded", workdir, params)]
+    return [_node("embedded", workdir, params, same_keys_as_template=False)]
 
 
 def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, redis_port: int,
@@ -151,11 +209,12 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         "SCHEDULER_COUNT": str(scheduler_count),
         "API_SERVER_HOST": "127.0.0.1",
         "API_SERVER_PORT": str(api_port),
-        "DB_KIND": "mysql",
+        "API_SERVER_WORKERS": "1",
         "DB_HOST": "127.0.0.1",
         "DB_PORT": "3306",
         "DB_NAME": db_name,
         "DB_TLS": "false",
+        "DB_CA_BUNDLE": "",
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis_port),
         "REDIS_TLS": "false",
@@ -166,7 +225,7 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
                                      "SCHEDULER_HEALTH_PORT": str(free_port()),
                                      "TRIGGERER_LOG_SERVER_PORT": str(free_port())}),
         _node("api-server", workdir, {**shared, "AIRFLOW_ROLE": "api-server", "API_SERVER_BIND": "127.0.0.1",
-                                      "API_SERVER_WORKERS": "1", "SCHEDULER_HEALTH_PORT": str(free_port())}),
+                                      "SCHEDULER_HEALTH_PORT": str(free_port())}),
         _node("worker", workdir, {**shared, "AIRFLOW_ROLE": "worker", "WORKER_CONCURRENCY": "4",
                                   "FLOWER_PORT": str(flower_port or free_port()), "WORKER_LOG_SERVER_PORT": str(free_port())}),
     ]

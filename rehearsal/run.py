@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rehearsal.access_point import AccessPointMount, require_bindfs
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.aws.spark_env import spark_line
 from rehearsal.dataset import DATASET
@@ -180,6 +181,7 @@ class Rehearsal:
         self.api: AirflowApi | None = None
         self._database: RehearsalDatabase | None = None
         self._redis: RehearsalRedis | None = None
+        self._shared_fs: AccessPointMount | None = None
         self._units: dict[str, list[str]] = {}
         self.bootstrap_seconds: dict[str, dict[str, float]] = {}
 
@@ -203,6 +205,7 @@ class Rehearsal:
         if self.profile == "cluster":
             require_mariadb()
             require_redis_server()
+            require_bindfs()
 
     def start(self) -> None:
         from rehearsal.aws import LocalAws
@@ -228,6 +231,9 @@ class Rehearsal:
                                        db_name=self._database.name, redis_port=redis_port,
                                        scheduler_count=self.scheduler_count, api_port=self.api_port,
                                        flower_port=self.flower_port)
+            # The nodes' DAGS_FOLDER lies under workdir/efs, which gets EFS access-point semantics.
+            uid, gid = self.nodes[0].params["AIRFLOW_UID"], self.nodes[0].params["AIRFLOW_GID"]
+            self._shared_fs = AccessPointMount(self.workdir / "efs-backing", self.workdir / "efs", uid, gid).mount()
         else:
             self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval, api_port=self.api_port)
         self.supervisor = Supervisor(self.workdir / "logs")
@@ -359,6 +365,8 @@ class Rehearsal:
             self.api.close()
         if self.supervisor:
             self.supervisor.stop_all()
+        if self._shared_fs:
+            self._shared_fs.unmount()
         if self._redis:
             self._redis.stop()
         if self._database and not self.keep:
@@ -429,7 +437,8 @@ class Rehearsal:
         iam = self.aws.iam_report()
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
-        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order"
+        cluster = " efs=access-point" if self._shared_fs else ""
+        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template{cluster}"
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"

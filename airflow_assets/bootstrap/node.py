@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import node_env_file
 from dotenv import dotenv_values
 from metadata_db_tls import CA_BUNDLE_VARIABLE
+# DEFAULTS re-exported: the connection budget renders a node from node.env's defaults.
+from node_env_file import DEFAULTS, ROLES, NodeEnvError, truthy  # noqa: F401
 
 BOOTSTRAP_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
@@ -31,7 +34,6 @@ CONFIG_DIR = BOOTSTRAP_DIR.parent / "config"
 ASYNC_DB_TLS_MODULE = BOOTSTRAP_DIR / "metadata_db_tls.py"
 # Before each api-server start: the FAB user admin with the password from the admin-password secret.
 ADMIN_USER_SCRIPT = BOOTSTRAP_DIR / "admin_user.py"
-ROLES = ("api-server", "scheduler", "worker")
 ROLE_PROCESSES = {
     "api-server": ("api-server",),
     "scheduler": ("scheduler", "dag-processor", "triggerer"),
@@ -46,53 +48,6 @@ DEFAULT_STOP = ("control-group", 60)
 # waits for the running ones (warm shutdown); systemd SIGKILLs what is left after TimeoutStopSec.
 WARM_SHUTDOWN_PROCESSES = ("celery-worker",)
 RESTART_MARKER = ".restart-needed"
-# Defaults suit EC2; the rehearsal overrides the tuning keys to pick work up within seconds.
-DEFAULTS = {
-    "STAGE": "dev",
-    "EXECUTOR": "CeleryExecutor",
-    "SCHEDULER_COUNT": "1",
-    "COLOCATED_ROLES": "",
-    "API_SERVER_PORT": "8080",
-    "API_SERVER_BIND": "0.0.0.0",
-    "API_SERVER_WORKERS": "2",
-    "DB_KIND": "mysql",
-    "DB_PORT": "3306",
-    "DB_TLS": "true",
-    "DB_CA_BUNDLE": "",
-    "REDIS_PORT": "6379",
-    "REDIS_TLS": "true",
-    "PROCESS_MANAGER": "systemd",
-    "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
-    "AIRFLOW_USER": "",
-    "WORKER_CONCURRENCY": "8",
-    "FLOWER_PORT": "5555",
-    "SCHEDULER_HEALTH_PORT": "8974",
-    "WORKER_LOG_SERVER_PORT": "8793",
-    "TRIGGERER_LOG_SERVER_PORT": "8794",
-    "SCHEDULER_HEARTBEAT_SEC": "5",
-    "DAG_REFRESH_INTERVAL": "300",
-    "MIN_FILE_PROCESS_INTERVAL": "30",
-    "TASK_HEARTBEAT_TIMEOUT": "300",
-    "SCHEDULER_HEALTH_THRESHOLD": "30",
-    "ORPHANED_TASKS_CHECK_INTERVAL": "300",
-    "HEALTH_TIMEOUT_SECONDS": "300",
-    # TimeoutStopSec of the Celery worker: longer than its longest non-deferrable task. Those are EMR
-    # and SES API calls (seconds to a few minutes with retries); the waits are deferred to the triggerer.
-    # A task still running after this is killed and retried.
-    "WORKER_STOP_TIMEOUT_SECONDS": "900",
-    "AWS_ENDPOINT_URL": "",
-}
-REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_FOLDER", "API_SERVER_HOST",
-            "FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID",
-            "ADMIN_PASSWORD_SECRET_ID", "REMOTE_LOG_URI", "EMR_PIPELINE_JSON")
-REQUIRED_FOR = {
-    ("DB_KIND", "mysql"): ("DB_HOST", "DB_NAME", "DB_SECRET_ID"),
-    ("EXECUTOR", "CeleryExecutor"): ("REDIS_HOST", "REDIS_AUTH_SECRET_ID", "FLOWER_PASSWORD_SECRET_ID"),
-}
-
-
-class NodeEnvError(ValueError):
-    """node.env is missing a key or holds a value the node cannot use."""
 
 
 @dataclass(frozen=True)
@@ -108,37 +63,7 @@ class Process:
         return f"{UNIT_PREFIX}{self.name}.service"
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def read_node_env(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        raise NodeEnvError(f"node parameters file {path} does not exist (set NODE_ENV_FILE)")
-    values = {k: (v or "") for k, v in dotenv_values(path).items()}
-    env = {**DEFAULTS, **{k: v for k, v in values.items() if v != "" or k not in DEFAULTS}}
-    missing = [k for k in REQUIRED if not env.get(k)]
-    for (key, value), keys in REQUIRED_FOR.items():
-        if env[key] == value:
-            missing += [k for k in keys if not env.get(k)]
-    if missing:
-        raise NodeEnvError(f"{path} lacks {', '.join(missing)}")
-    if env["AIRFLOW_ROLE"] not in ROLES:
-        raise NodeEnvError(f"{path}: AIRFLOW_ROLE={env['AIRFLOW_ROLE']!r}, expected one of {', '.join(ROLES)}")
-    if env["SCHEDULER_COUNT"] not in {"1", "2"}:
-        raise NodeEnvError(f"{path}: SCHEDULER_COUNT must be 1 or 2, not {env['SCHEDULER_COUNT']!r}")
-    if env["DB_KIND"] not in {"mysql", "sqlite"}:
-        raise NodeEnvError(f"{path}: DB_KIND must be mysql or sqlite, not {env['DB_KIND']!r}")
-    if env["DB_KIND"] == "mysql" and _truthy(env["DB_TLS"]) and not env["DB_CA_BUNDLE"]:
-        raise NodeEnvError(f"{path}: DB_TLS=true needs DB_CA_BUNDLE, the CA file that verifies the database "
-                           "certificate (TLS without it would accept any server)")
-    if env["EXECUTOR"] not in {"CeleryExecutor", "LocalExecutor"}:
-        raise NodeEnvError(f"{path}: EXECUTOR must be CeleryExecutor or LocalExecutor, not {env['EXECUTOR']!r}")
-    try:
-        json.loads(env["EMR_PIPELINE_JSON"])
-    except json.JSONDecodeError as error:
-        raise NodeEnvError(f"{path}: EMR_PIPELINE_JSON is not valid JSON ({error.msg})") from None
-    return env
+read_node_env = node_env_file.read
 
 
 class Node:
@@ -233,7 +158,7 @@ class Node:
         if env["DB_KIND"] == "sqlite":
             return {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"}
         options = ["--host", env["DB_HOST"], "--port", env["DB_PORT"], "--database", env["DB_NAME"]]
-        tls = _truthy(env["DB_TLS"])
+        tls = truthy(env["DB_TLS"])
         # The sync URL carries PyMySQL's ssl_ca; the async engine gets its TLS from metadata_db_tls.py.
         sync_tls = ["--ca-bundle", env["DB_CA_BUNDLE"]] if tls else []
         return {
@@ -249,7 +174,7 @@ class Node:
     def _broker_cmd(self) -> str:
         env = self.env
         options = ["--host", env["REDIS_HOST"], "--port", env["REDIS_PORT"]]
-        if _truthy(env["REDIS_TLS"]):
+        if truthy(env["REDIS_TLS"]):
             options.append("--tls")
         return shlex.join(self.secret_command("redis-url", env["REDIS_AUTH_SECRET_ID"], *options))
 

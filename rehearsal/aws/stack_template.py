@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_assets.bootstrap import node_env_file
 from rehearsal.aws.cfn_values import ExampleValues, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NODE_ENV_PATH = "/etc/airflow/node.env"  # where cfn-init writes it (stacks/constructs/airflow_node.py)
+NODE_ENV_PATH = node_env_file.PATH_ON_NODE  # where cfn-init writes it
 PIPELINE_PARAMETER = "EMR_PIPELINE_JSON"
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9]+)(?:\.([A-Za-z0-9]+))?>")
 
@@ -157,12 +158,41 @@ def node_env(template: Mapping[str, Any]) -> dict[str, str]:
     for resource in template["Resources"].values():
         files = resource.get("Metadata", {}).get("AWS::CloudFormation::Init", {}).get("files", {}).get("files", {})
         if NODE_ENV_PATH in files:
-            for line in render(files[NODE_ENV_PATH]["content"]).splitlines():
-                key, _, value = line.partition("=")
-                params[key] = value[1:-1] if value.startswith("'") and value.endswith("'") else value
+            params.update(node_env_file.parse(render(files[NODE_ENV_PATH]["content"]), NODE_ENV_PATH))
     if not params:
         raise ValueError(f"rehearsal: the template renders no {NODE_ENV_PATH}")
     return params
+
+
+BOOTSTRAP_COMMAND = ("bootstrap", "20-bootstrap")  # the config and key of the command that runs <role>.sh all
+
+
+@dataclass(frozen=True)
+class TemplateNode:
+    """What the template gives one Airflow instance: its node.env (references as placeholders) and the
+    `env` map cfn-init runs the bootstrap command with (cfn-init's whole environment for it)."""
+
+    node_env: dict[str, str]
+    command_env: dict[str, str]
+
+
+def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
+    """The template's Airflow instances by AIRFLOW_ROLE."""
+    nodes: dict[str, TemplateNode] = {}
+    for logical_id, resource in template["Resources"].items():
+        init = resource.get("Metadata", {}).get("AWS::CloudFormation::Init", {})
+        files = init.get("files", {}).get("files", {})
+        if NODE_ENV_PATH not in files:
+            continue
+        params = node_env_file.parse(render(files[NODE_ENV_PATH]["content"]), f"{logical_id} {NODE_ENV_PATH}")
+        config, key = BOOTSTRAP_COMMAND
+        command = init.get(config, {}).get("commands", {}).get(key)
+        if command is None:
+            raise ValueError(f"rehearsal: {logical_id} has no cfn-init command {config}/{key}")
+        nodes[params["AIRFLOW_ROLE"]] = TemplateNode(params, {k: render(v) for k, v in command.get("env", {}).items()})
+    if not nodes:
+        raise ValueError(f"rehearsal: the template renders no {NODE_ENV_PATH}")
+    return nodes
 
 
 def bind_to_emulator(

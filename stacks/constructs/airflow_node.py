@@ -17,12 +17,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from airflow_assets.bootstrap.node_env_file import PATH_ON_NODE as NODE_ENV_FILE
+from airflow_assets.bootstrap.node_env_file import render as render_env_file
 from stacks.config import REPO_ROOT
 from stacks.nag import acknowledge
 
 REQUIREMENTS_SOURCE = REPO_ROOT / "requirements-airflow.txt"
 
-NODE_ENV_FILE = "/etc/airflow/node.env"
 ASSETS_DIR = "/opt/airflow/assets"
 # The pinned Airflow requirements travel inline in the metadata (a few lines) next to the assets.
 REQUIREMENTS_FILE = "/opt/airflow/requirements-airflow.txt"
@@ -38,12 +39,6 @@ BOOTSTRAP_ENV = {
     "HOME": "/root",
     "LANG": "C.UTF-8",
 }
-
-
-def render_env_file(values: Mapping[str, str]) -> str:
-    """KEY=VALUE lines; JSON values (keys ending in _JSON) are single-quoted so bash and systemd keep them intact."""
-    lines = [f"{key}='{value}'" if key.endswith("_JSON") else f"{key}={value}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 class AirflowNode(Construct):

@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
+from airflow_assets.bootstrap import node_env_file  # noqa: E402
 from rehearsal.nodes import free_port  # noqa: E402
 from rehearsal.services import TlsOnlyMariaDb, new_database_credentials  # noqa: E402
 
@@ -58,8 +59,7 @@ def base_params(tmp_path: Path) -> dict[str, str]:
 
 
 def write_node_env(path: Path, params: dict[str, str]) -> Path:
-    lines = [f"{k}='{v}'" if v.startswith("{") else f"{k}={v}" for k, v in params.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(node_env_file.render(params))
     return path
 
 

@@ -155,41 +155,25 @@ def test_health_fails_with_one_line_per_unhealthy_process(bootstrap):
     assert "node is not healthy" in result.stderr.splitlines()[-1]
 
 
-def _fuse_unavailable() -> str | None:
-    import os
-    import shutil
-
-    if os.geteuid() != 0:
-        return "the bootstrap runs as root (cfn-init); only root's rsync tries to chown"
-    if not shutil.which("bindfs"):
-        return "bindfs is not installed (scripts/setup-machine.sh installs it)"
-    if not os.path.exists("/dev/fuse"):
-        return "FUSE is unavailable (/dev/fuse missing)"
-    return None
-
-
 @pytest.fixture
 def access_point_mount(tmp_path):
     """A directory that behaves like the EFS access point: every file is owned by the forced uid/gid
-    and chown/chgrp are refused, even for root."""
-    import shutil
+    and chown/chgrp are refused, even for root (the rehearsal's own mount)."""
+    import os
 
-    reason = _fuse_unavailable()
-    if reason:
-        pytest.skip(reason)
-    backing, mount = tmp_path / "efs-backing", tmp_path / "efs"
-    backing.mkdir()
-    mount.mkdir()
-    uid, gid = str(AIRFLOW_UID), str(AIRFLOW_GID)
-    mounted = subprocess.run(["bindfs", f"--force-user={uid}", f"--force-group={gid}", "--chown-deny", "--chgrp-deny",
-                              str(backing), str(mount)], capture_output=True, text=True, check=False)
-    if mounted.returncode:
-        pytest.skip(f"FUSE is unavailable: bindfs failed ({mounted.stderr.strip()})")
+    from rehearsal.access_point import AccessPointMount, AccessPointUnavailable
+
+    if os.geteuid() != 0:
+        pytest.skip("the bootstrap runs as root (cfn-init); only root's rsync tries to chown")
+    mount = AccessPointMount(tmp_path / "efs-backing", tmp_path / "efs", str(AIRFLOW_UID), str(AIRFLOW_GID))
     try:
-        yield mount
+        mount.mount()
+    except AccessPointUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        yield mount.mount_point
     finally:
-        unmount = shutil.which("fusermount3") or shutil.which("fusermount") or "umount"
-        subprocess.run([unmount, "-u", str(mount)] if "fusermount" in unmount else [unmount, str(mount)], check=False)
+        mount.unmount()
 
 
 def test_dag_sync_works_where_chown_is_refused_like_the_efs_access_point(bootstrap, access_point_mount):

@@ -41,3 +41,23 @@ def test_missing_requirements_file_is_named(bootstrap):
     result = bootstrap.run("install")
     assert result.returncode != 0
     assert "nope.txt not found" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not on PATH")
+def test_install_from_nothing_builds_the_pinned_airflow_venv(bootstrap):
+    """As on a new EC2 node: a fresh venv from the pinned requirements (uv's cache may serve the files)."""
+    import re
+    import subprocess
+
+    from .conftest import REPO_ROOT
+
+    requirements = REPO_ROOT / "requirements-airflow.txt"
+    venv = bootstrap.tmp_path / "fresh-venv"
+    bootstrap.params.update(AIRFLOW_VENV=str(venv), AIRFLOW_REQUIREMENTS=str(requirements))
+    result = bootstrap.run("install")
+    assert result.returncode == 0, result.stderr
+    assert f"creating venv {venv}" in result.stderr
+    pinned = re.search(r"^apache-airflow(?:\[[^]]*\])?==(\S+)", requirements.read_text(), re.MULTILINE).group(1)
+    probe = "import MySQLdb, importlib.metadata as m; print(m.version('apache-airflow'))"  # MySQLdb: the source build
+    installed = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True)
+    assert installed.stdout.strip() == pinned

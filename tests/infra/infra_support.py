@@ -14,6 +14,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+from airflow_assets.bootstrap import node_env_file  # noqa: E402
 from rehearsal.aws.cfn_values import render  # noqa: E402  (tokens shown as <Ref> / <Res.Attr>)
 
 # name -> context overrides; together they cover every branch of the stack.
@@ -77,8 +78,4 @@ def node_env(template: dict, logical_prefix: str) -> str:
 
 
 def parse_env(text: str) -> dict[str, str]:
-    pairs = {}
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        pairs[key] = value[1:-1] if value.startswith("'") and value.endswith("'") else value
-    return pairs
+    return node_env_file.parse(text)

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import REPO_ROOT
-from stacks.constructs.airflow_node import BOOTSTRAP_ENV, AirflowNode, render_env_file
+from stacks.constructs.airflow_node import BOOTSTRAP_ENV, AirflowNode
 from stacks.constructs.broker import PORT as REDIS_PORT
 from stacks.constructs.broker import Broker
 from stacks.constructs.buckets import Buckets
@@ -356,10 +356,6 @@ def test_airflow_node_rejects_unknown_roles():
             assets=s3_assets.Asset(stack, "A", path=str(REPO_ROOT / "airflow_assets")), node_env={}, ca_bundles={}, fstab_line="", mount_point="/m",
             termination_protection=False,
         )
-
-
-def test_env_file_quotes_json_only():
-    assert render_env_file({"A": "1", "B_JSON": '{"x": "y"}'}) == "A=1\nB_JSON='{\"x\": \"y\"}'\n"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
 sys.path.insert(0, str(REPO_ROOT))
 from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
 from rehearsal.aws.seed import _create_secrets  # noqa: E402
+from rehearsal.aws.stack_template import template_nodes  # noqa: E402
 from rehearsal.nodes import FAST_SCHEDULING, Node, free_port  # noqa: E402
 from rehearsal.supervisor import Supervisor  # noqa: E402
 
@@ -126,14 +127,15 @@ def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, t
                 **secret_ids,
                 **FAST_SCHEDULING,
                 "AIRFLOW_HOME": str(root / "airflow"), "AIRFLOW_VENV": sys.prefix, "AIRFLOW_USER": "",
-                "AIRFLOW_REQUIREMENTS": "", "RUNTIME_DIR": str(root / "run"), "PROCESS_MANAGER": "external",
+                "AIRFLOW_REQUIREMENTS": "", "PROCESS_MANAGER": "external",
                 "DAGS_FOLDER": str(tmp_path / "efs" / "dags"), "DAGS_SOURCE_DIR": str(REPO_ROOT / "airflow_assets" / "dags"),
                 "DB_KIND": "sqlite", "EXECUTOR": "LocalExecutor", "DB_CA_BUNDLE": "", "AWS_ENDPOINT_URL": endpoint_url,
                 "SCHEDULER_HEALTH_PORT": str(free_port()), "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
                 "WORKER_LOG_SERVER_PORT": str(free_port()), "HEALTH_TIMEOUT_SECONDS": "180",
             }
             assert params["API_SERVER_HOST"] == written["API_SERVER_HOST"]
-            node = Node(role, root, params)
+            # Bootstrapped with the template's cfn-init env map; sqlite is a shape the template does not have.
+            node = Node(role, root, params, template_nodes(template)[role], same_keys_as_template=False)
             node.write_node_env()
             for phase in ("configure", "start"):
                 node.phase(phase)

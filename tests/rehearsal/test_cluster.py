@@ -1,9 +1,11 @@
 """The cluster profile end to end, then the fault drills on the same running deployment (in this order)."""
 
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -45,6 +47,26 @@ def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
         environ = Path(f"/proc/{cluster.supervisor.pid(unit)}/environ").read_bytes().split(b"\0")
         has_auth = any(entry.startswith(b"AIRFLOW__CELERY__FLOWER_BASIC_AUTH=") for entry in environ)
         assert has_auth == unit.endswith("flower"), unit
+
+
+def test_the_shared_dag_folder_has_the_efs_access_point_semantics(cluster, tmp_path):
+    """Every file is the access point's uid/gid, and chown is refused even for root, as on EFS."""
+    scheduler = next(node for node in cluster.nodes if node.role == "scheduler")
+    dags = Path(scheduler.params["DAGS_FOLDER"])
+    uid, gid = int(scheduler.params["AIRFLOW_UID"]), int(scheduler.params["AIRFLOW_GID"])
+    synced = sorted(dags.glob("*.py"))
+    assert synced and {(path.stat().st_uid, path.stat().st_gid) for path in synced} == {(uid, gid)}
+    if os.geteuid() == 0:
+        with pytest.raises(PermissionError):
+            os.chown(synced[0], 0, 0)
+        # A DAG sync that keeps owners (rsync -a as root) fails here as on the access point.
+        source = tmp_path / "dags"
+        source.mkdir()
+        (source / "probe.py").write_text("# probe\n")
+        assert shutil.which("rsync")
+        result = subprocess.run(["rsync", "-a", f"{source}/", f"{dags}/"], capture_output=True, text=True, check=False)
+        (dags / "probe.py").unlink(missing_ok=True)
+        assert result.returncode != 0 and "chown" in result.stderr, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+"""The shared DAG folder as the EFS access point presents it: every file owned by the access point's
+uid/gid (stacks/constructs/shared_fs.py, rendered into node.env as AIRFLOW_UID/AIRFLOW_GID), and
+chown/chgrp refused, even for root. bindfs over FUSE gives a directory these semantics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+
+class AccessPointUnavailable(RuntimeError):
+    pass
+
+
+def require_bindfs() -> None:
+    """bindfs and /dev/fuse, or an error that says what to install."""
+    if not shutil.which("bindfs"):
+        raise AccessPointUnavailable("bindfs is not installed: the cluster rehearsal mounts the shared DAG folder "
+                                     "with EFS access-point semantics through it (scripts/setup-machine.sh installs it)")
+    if not os.path.exists("/dev/fuse"):
+        raise AccessPointUnavailable("/dev/fuse is missing: bindfs needs FUSE for the shared DAG folder "
+                                     "(a container needs --device /dev/fuse)")
+
+
+class AccessPointMount:
+    """`mount` shows the directory `backing` at `mount_point` with the access point's semantics."""
+
+    def __init__(self, backing: Path, mount_point: Path, uid: str, gid: str):
+        self.backing = backing
+        self.mount_point = mount_point
+        self.uid = uid
+        self.gid = gid
+        self.mounted = False
+
+    def mount(self) -> "AccessPointMount":
+        require_bindfs()
+        self.backing.mkdir(parents=True, exist_ok=True)
+        self.mount_point.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["bindfs", f"--force-user={self.uid}", f"--force-group={self.gid}", "--chown-deny", "--chgrp-deny",
+             str(self.backing), str(self.mount_point)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode:
+            raise AccessPointUnavailable(f"bindfs could not mount {self.mount_point} (is FUSE usable here?): {result.stderr.strip()}")
+        self.mounted = True
+        return self
+
+    def unmount(self) -> None:
+        if not self.mounted:
+            return
+        fusermount = shutil.which("fusermount3") or shutil.which("fusermount")
+        command = [fusermount, "-u", str(self.mount_point)] if fusermount else ["umount", str(self.mount_point)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode:
+            # A process still inside the folder keeps it busy: detach it so the workdir can go.
+            subprocess.run([fusermount, "-u", "-z", str(self.mount_point)] if fusermount else ["umount", "-l", str(self.mount_point)],
+                           capture_output=True, check=False)
+        self.mounted = False

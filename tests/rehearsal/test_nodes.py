@@ -1,0 +1,81 @@
+"""The rehearsal's nodes against the synthesized template: node.env's key set and cfn-init's environment.
+
+These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, Node, cluster_nodes
+
+SECRET_KEYS = ("FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID", "ADMIN_PASSWORD_SECRET_ID",
+               "FLOWER_PASSWORD_SECRET_ID", "REDIS_AUTH_SECRET_ID", "DB_SECRET_ID")
+
+
+class SeededAws:
+    """What cluster_nodes reads of the emulator, without starting one."""
+
+    region = "us-west-2"
+    endpoint_url = "http://127.0.0.1:9"
+    pipeline_config = {"log_uri": "s3://logs/emr/"}
+    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}" for key in SECRET_KEYS}
+
+
+@pytest.fixture
+def scheduler(tmp_path) -> Node:
+    nodes = cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow", redis_port=6379,
+                          scheduler_count=1)
+    return next(node for node in nodes if node.role == "scheduler")
+
+
+def test_cluster_node_env_has_exactly_the_template_keys(scheduler):
+    scheduler.write_node_env()
+    assert scheduler.node_env_file.is_file()
+
+
+@pytest.mark.parametrize("change", ["extra", "missing"])
+def test_a_node_env_key_the_template_does_not_share_stops_the_rehearsal(scheduler, change):
+    if change == "extra":
+        scheduler.params["DB_SSL_MODE"] = "off"
+        expected = "only the rehearsal's has DB_SSL_MODE"
+    else:
+        del scheduler.params["AIRFLOW_REQUIREMENTS"]
+        expected = "only the template's has AIRFLOW_REQUIREMENTS"
+    with pytest.raises(BootstrapError, match=expected):
+        scheduler.write_node_env()
+
+
+def _stand_in(tmp_path: Path, body: str) -> Path:
+    bootstrap_dir = tmp_path / "bootstrap"
+    bootstrap_dir.mkdir()
+    (bootstrap_dir / "scheduler.sh").write_text(f"set -euo pipefail\n{body}\n")
+    return bootstrap_dir
+
+
+def test_a_phase_sees_exactly_the_template_cfn_init_env(scheduler, tmp_path, monkeypatch):
+    monkeypatch.setenv("REHEARSAL_LEAK_PROBE", "from the machine")
+    seen = tmp_path / "env.txt"
+    node = dataclasses.replace(scheduler, bootstrap_dir=_stand_in(tmp_path, f"env -0 > {seen}"))
+    node.write_node_env()
+    node.phase("install")
+    env = dict(item.split("=", 1) for item in seen.read_text().split("\0") if item)
+    # bash itself adds PWD, SHLVL and _ to what it was given.
+    keys = set(env) - {"PWD", "SHLVL", "_"}
+    template = node.template.command_env
+    assert set(template) <= keys and keys - set(template) <= set(LOCAL_BOOTSTRAP_ENV), keys - set(template)
+    assert env["NODE_ENV_FILE"] == str(node.node_env_file)
+    assert env["HOME"] == template["HOME"] and env["LANG"] == template["LANG"]
+    assert env["PATH"].endswith(template["PATH"])
+
+
+def test_a_bootstrap_needing_a_variable_cfn_init_does_not_give_fails(scheduler, tmp_path, monkeypatch):
+    monkeypatch.setenv("USER", "root")  # a login shell's variable; cfn-init's `env` map has none
+    node = dataclasses.replace(scheduler, bootstrap_dir=_stand_in(tmp_path, 'echo "installing as $USER"'))
+    node.write_node_env()
+    with pytest.raises(BootstrapError, match="USER: unbound variable"):
+        node.phase("install")
+
