@@ -142,8 +142,11 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
     return [_node("embedded", workdir, params)]
 
 
-def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, redis_port: int,
-                  scheduler_count: int, api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, db_port: int,
+                  db_ca_bundle: Path, redis_port: int, redis_ca_bundle: Path, scheduler_count: int,
+                  api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+    """TLS to the database and the broker, verified, as the stack renders it for RDS and ElastiCache; only the
+    endpoints and the CAs (the rehearsal's own, not the RDS bundle and the OS trust store) differ."""
     api_port = api_port or free_port()
     shared = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -153,12 +156,14 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         "API_SERVER_PORT": str(api_port),
         "DB_KIND": "mysql",
         "DB_HOST": "127.0.0.1",
-        "DB_PORT": "3306",
+        "DB_PORT": str(db_port),
         "DB_NAME": db_name,
-        "DB_TLS": "false",
+        "DB_TLS": "true",
+        "DB_CA_BUNDLE": str(db_ca_bundle),
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis_port),
-        "REDIS_TLS": "false",
+        "REDIS_TLS": "true",
+        "REDIS_CA_BUNDLE": str(redis_ca_bundle),
     }
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [

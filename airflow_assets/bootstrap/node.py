@@ -61,6 +61,8 @@ DEFAULTS = {
     "DB_CA_BUNDLE": "",
     "REDIS_PORT": "6379",
     "REDIS_TLS": "true",
+    # Empty: the OS trust store verifies the broker (ElastiCache's certificate chains to Amazon's roots).
+    "REDIS_CA_BUNDLE": "",
     "PROCESS_MANAGER": "systemd",
     "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
     "AIRFLOW_USER": "",
@@ -251,6 +253,8 @@ class Node:
         options = ["--host", env["REDIS_HOST"], "--port", env["REDIS_PORT"]]
         if _truthy(env["REDIS_TLS"]):
             options.append("--tls")
+            if env["REDIS_CA_BUNDLE"]:
+                options += ["--ca-bundle", env["REDIS_CA_BUNDLE"]]
         return shlex.join(self.secret_command("redis-url", env["REDIS_AUTH_SECRET_ID"], *options))
 
     def aws_connection_uri(self) -> str:
@@ -275,6 +279,7 @@ class Node:
             "metadata_db": self.uses_metadata_db,
             "db": self._db_settings(),
             "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
+            "broker_tls": _truthy(env["REDIS_TLS"]),
             "fernet_key_cmd": shlex.join(self.secret_command("fernet-key", env["FERNET_KEY_SECRET_ID"])),
             "jwt_secret_cmd": shlex.join(self.secret_command("value", env["JWT_SECRET_SECRET_ID"])),
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
