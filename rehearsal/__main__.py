@@ -52,13 +52,14 @@ def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=PROFILES, default="embedded",
-                        help="embedded: one node, SQLite, LocalExecutor; cluster: three nodes, MariaDB, Redis, Celery")
+                        help="embedded: one node, SQLite, LocalExecutor; cluster: three nodes, MariaDB and Redis "
+                             "(TLS only), Celery")
     parser.add_argument("--input", type=_readable_file, metavar="PATH",
                         help="CSV to run the assignment on (default: the sample the stack uploads)")
     parser.add_argument("--scheduler-count", type=int, choices=(1, 2), default=1,
                         help="cluster profile: 2 runs a second scheduler on the api-server node")
     parser.add_argument("--keep", action="store_true",
-                        help=f"keep the work directory (output Parquet, logs) and the database; "
+                        help=f"keep the work directory (output Parquet, logs, the cluster's MariaDB data); "
                              f"default directory {KEPT_WORKDIRS.relative_to(REPO_ROOT)}/<profile>-<time>")
     parser.add_argument("--workdir", type=Path, help="default: a new temporary directory, deleted at exit")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for dag_1")

@@ -39,6 +39,7 @@ LOCAL_ONLY_KEYS = {
     "WORKER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
     "TRIGGERER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
     "FLOWER_PORT": "loopback stands in for three hosts: every listening port is unique",
+    "REDIS_CA_BUNDLE": "the run's own Redis CA; on AWS the OS trust store verifies ElastiCache (empty, not rendered)",
     "WORKER_CONCURRENCY": "rehearsal tuning: the rehearsal machine has fewer cores than the worker instance",
     **{key: "rehearsal tuning (FAST_SCHEDULING)" for key in FAST_SCHEDULING},
 }
@@ -200,8 +201,11 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
     return [_node("embedded", workdir, params, same_keys_as_template=False)]
 
 
-def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, redis_port: int,
-                  scheduler_count: int, api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, db_port: int,
+                  db_ca_bundle: Path, redis_port: int, redis_ca_bundle: Path, scheduler_count: int,
+                  api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+    """TLS to the database and the broker, verified, as the stack renders it for RDS and ElastiCache; only the
+    endpoints and the CAs (the rehearsal's own, not the RDS bundle and the OS trust store) differ."""
     api_port = api_port or free_port()
     shared = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -211,13 +215,14 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
         "API_SERVER_PORT": str(api_port),
         "API_SERVER_WORKERS": "1",
         "DB_HOST": "127.0.0.1",
-        "DB_PORT": "3306",
+        "DB_PORT": str(db_port),
         "DB_NAME": db_name,
-        "DB_TLS": "false",
-        "DB_CA_BUNDLE": "",
+        "DB_TLS": "true",
+        "DB_CA_BUNDLE": str(db_ca_bundle),
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis_port),
-        "REDIS_TLS": "false",
+        "REDIS_TLS": "true",
+        "REDIS_CA_BUNDLE": str(redis_ca_bundle),
     }
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [

@@ -23,14 +23,16 @@ from rehearsal.access_point import AccessPointMount, require_bindfs
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.aws.spark_env import spark_line
 from rehearsal.dataset import DATASET
+from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
 from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
+    TlsOnlyMariaDb,
     new_database_credentials,
     require_java,
+    require_mariadb_server,
     require_node,
-    require_mariadb,
     require_redis_server,
 )
 from rehearsal.supervisor import Supervisor
@@ -179,9 +181,12 @@ class Rehearsal:
         self.nodes: list[Node] = []
         self.supervisor: Supervisor | None = None
         self.api: AirflowApi | None = None
+        self._mariadb: TlsOnlyMariaDb | None = None
         self._database: RehearsalDatabase | None = None
         self._redis: RehearsalRedis | None = None
         self._shared_fs: AccessPointMount | None = None
+        # cluster profile: what stacks/connection_budget.py allows the rendered nodes
+        self.connection_budget: ConnectionBudget | None = None
         self._units: dict[str, list[str]] = {}
         self.bootstrap_seconds: dict[str, dict[str, float]] = {}
 
@@ -203,7 +208,7 @@ class Rehearsal:
         require_java()
         require_node()
         if self.profile == "cluster":
-            require_mariadb()
+            require_mariadb_server()
             require_redis_server()
             require_bindfs()
 
@@ -224,13 +229,14 @@ class Rehearsal:
         self.original_input = self.workdir / "input.csv"
         self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
         if self.profile == "cluster":
-            log.info("rehearsal: starting a MariaDB database and an AUTH Redis for this run")
+            log.info("rehearsal: starting a TLS-only MariaDB server and a TLS + AUTH Redis for this run")
             self._start_services()
-            redis_port = self._redis.port
             self.nodes = cluster_nodes(self.aws, self.workdir, self.venv, self.poll_interval,
-                                       db_name=self._database.name, redis_port=redis_port,
-                                       scheduler_count=self.scheduler_count, api_port=self.api_port,
-                                       flower_port=self.flower_port)
+                                       db_name=self._database.name, db_port=self._mariadb.port,
+                                       db_ca_bundle=self._mariadb.ca_bundle, redis_port=self._redis.port,
+                                       redis_ca_bundle=self._redis.ca_bundle, scheduler_count=self.scheduler_count,
+                                       api_port=self.api_port, flower_port=self.flower_port)
+            self.connection_budget = rehearsal_budget(self.nodes)
             # The nodes' DAGS_FOLDER lies under workdir/efs, which gets EFS access-point semantics.
             uid, gid = self.nodes[0].params["AIRFLOW_UID"], self.nodes[0].params["AIRFLOW_GID"]
             self._shared_fs = AccessPointMount(self.workdir / "efs-backing", self.workdir / "efs", uid, gid).mount()
@@ -245,6 +251,10 @@ class Rehearsal:
         for dag_id in ("dag_1", "dag_2"):
             self.api.wait_for_dag(dag_id, timeout=180)
             self.api.unpause(dag_id)
+        if self._database:
+            # The budget models the services' pools; the boot's CLI sessions (migration, health gates) fall
+            # in RDS's reserved connections. So the peak is counted from here on.
+            self._database.reset_connection_peak()
 
     @property
     def api_node(self) -> Node:
@@ -309,11 +319,14 @@ class Rehearsal:
             SecretString=json.dumps({"username": credentials["username"],
                                                    "password": credentials["password"]}),
         )
-        self._database = RehearsalDatabase(name=credentials["database"], username=credentials["username"],
-                                           password=credentials["password"])
+        # Our own server, so its connection counter is this run's: RDS's max_connections for the stack's class.
+        self._mariadb = TlsOnlyMariaDb(self.workdir / "mariadb", free_port(), max_connections=stack_max_connections())
+        self._mariadb.start()
+        self._database = self._mariadb.database(name=credentials["database"], username=credentials["username"],
+                                                password=credentials["password"])
         self._database.create()
         redis_password = self.aws.secret_value(self.aws.secret_ids["REDIS_AUTH_SECRET_ID"])
-        self._redis = RehearsalRedis(self.workdir / "redis", redis_password, free_port())
+        self._redis = RehearsalRedis(self.workdir / "redis", redis_password, free_port(), tls=True)
         self._redis.start()
 
     def _bootstrap(self) -> None:
@@ -369,11 +382,8 @@ class Rehearsal:
             self._shared_fs.unmount()
         if self._redis:
             self._redis.stop()
-        if self._database and not self.keep:
-            try:
-                self._database.drop()
-            except Exception as error:  # cleanup must go on
-                log.warning("rehearsal: could not drop database %s: %s", self._database.name, error)
+        if self._mariadb:  # the server is this run's own: its data directory goes with the workdir
+            self._mariadb.stop()
         if self.aws:
             self.aws.stop()
             self.aws = None
@@ -430,15 +440,35 @@ class Rehearsal:
     def success_problems(self, run: PipelineRun) -> list[str]:
         """What a good run must do: both DAGs succeed, the cluster ends, one SUCCEEDED mail, sorted output."""
         problems = self._outcome_problems(run, "success", "SUCCEEDED")
-        return problems or self.output_problems()
+        return (problems or self.output_problems()) + self.connection_problems()
+
+    def connection_peak(self) -> int | None:
+        """The most metadata-DB connections open at once since the nodes were healthy (cluster profile; the
+        count includes the rehearsal's own session that reads it)."""
+        return self._database.connection_peak() if self._database else None
+
+    def connection_problems(self) -> list[str]:
+        """The database saw more connections at once than stacks/connection_budget.py allows the nodes."""
+        if self.connection_budget is None:
+            return []
+        peak = self.connection_peak()
+        if peak <= self.connection_budget.total:
+            return []
+        return [f"the metadata DB saw {peak} connections at once, more than the {self.connection_budget.total} "
+                f"stacks/connection_budget.py allows the rendered nodes ({self.connection_budget.detail()}): "
+                "the budget undercounts a process's pools"]
 
     def enforcement_facts(self) -> str:
-        """What this run enforced, for the summary line: IAM calls and denials, the steps' Spark line, boot order."""
+        """What this run enforced, for the summary line: IAM calls and denials, the steps' Spark line, boot order,
+        TLS to the database and the broker, and the database's peak connections against the budget."""
         iam = self.aws.iam_report()
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
-        cluster = " efs=access-point" if self._shared_fs else ""
-        return f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template{cluster}"
+        facts = f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template"
+        if self.connection_budget is None:  # embedded: SQLite and no broker, nothing on the wire
+            return f"{facts} tls=n/a"
+        return (f"{facts} efs=access-point tls=on "
+                f"db_connections={self.connection_peak()}/{self.connection_budget.total}")
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"
@@ -491,7 +521,7 @@ class Rehearsal:
 
     def failure_problems(self, run: PipelineRun) -> list[str]:
         """What a failed pipeline must still do: fail both DAGs, terminate the cluster, mail once."""
-        return self._outcome_problems(run, "failed", "FAILED")
+        return self._outcome_problems(run, "failed", "FAILED") + self.connection_problems()
 
     @staticmethod
     def _outcome_problems(run: PipelineRun, dag_state: str, verdict: str) -> list[str]:

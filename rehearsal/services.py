@@ -1,7 +1,8 @@
-"""Local stand-ins the cluster profile needs: a MariaDB database + user, a dedicated AUTH Redis.
-
-Also a throwaway MariaDB server that, like RDS with require_secure_transport, refuses every
-connection without TLS (for the node's TLS tests).
+"""Local stand-ins the cluster profile needs, as strict as RDS and ElastiCache on the wire: a throwaway
+MariaDB server that, like RDS with require_secure_transport, refuses every connection without TLS (with
+a database + user per run), and a dedicated Redis that speaks only TLS and wants AUTH, like ElastiCache
+with in-transit encryption. Each has its own private CA, handed to the nodes as the stack hands them
+the RDS bundle (and the OS trust store the ElastiCache certificate chains to).
 
 Also the one-line checks for what the machine must provide (services, Java, Node).
 """
@@ -47,9 +48,17 @@ def require_node() -> None:
                                   "policies): apt-get install nodejs, or " + SETUP_HINT)
 
 
-def require_mariadb(host: str = "127.0.0.1", port: int = 3306) -> None:
-    if not port_open(host, port):
-        raise MissingPrerequisite(f"MariaDB/MySQL is not listening on {host}:{port}: {SETUP_HINT}")
+def mariadb_binary(name: str) -> str:
+    binary = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if binary is None:
+        raise MissingPrerequisite(f"{name} is not installed: apt-get install mariadb-server, or {SETUP_HINT}")
+    return binary
+
+
+def require_mariadb_server() -> None:
+    """The cluster profile starts its own TLS-only MariaDB server (TlsOnlyMariaDb) from these."""
+    for name in ("mariadb-install-db", "mariadbd"):
+        mariadb_binary(name)
 
 
 def require_redis_server() -> str:
@@ -105,6 +114,17 @@ class RehearsalDatabase:
             for host in ("localhost", "127.0.0.1", "%"):
                 cursor.execute(f"DROP USER IF EXISTS '{self.username}'@'{host}'")
 
+    def reset_connection_peak(self) -> None:
+        """Max_used_connections restarts from the connections open now (MariaDB's FLUSH STATUS)."""
+        with self._admin() as conn, conn.cursor() as cursor:
+            cursor.execute("FLUSH STATUS")
+
+    def connection_peak(self) -> int:
+        """The most connections the server held at once since it started or the last reset (this one included)."""
+        with self._admin() as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
+            return int(cursor.fetchone()[1])
+
 
 def new_database_credentials() -> dict[str, str]:
     suffix = secrets.token_hex(4)
@@ -113,16 +133,33 @@ def new_database_credentials() -> dict[str, str]:
 
 
 class RehearsalRedis:
-    """A dedicated redis-server with requirepass, so the broker URL carries AUTH as on ElastiCache."""
+    """A dedicated redis-server with requirepass, so the broker URL carries AUTH as on ElastiCache.
 
-    def __init__(self, workdir: Path, password: str, port: int):
-        self.workdir, self.password, self.port = workdir, password, port
+    With ``tls=True`` it listens only for TLS (``port 0``, ``tls-port``), like a replication group with
+    in-transit encryption, with a server certificate for localhost/127.0.0.1 signed by its own CA
+    (``ca_bundle``); clients need no certificate of their own (ElastiCache asks for none).
+    """
+
+    def __init__(self, workdir: Path, password: str, port: int, *, tls: bool = False):
+        self.workdir, self.password, self.port, self.tls = workdir, password, port, tls
         self.process: subprocess.Popen | None = None
+        self.certs: dict[str, Path] = {}
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.certs["ca"]
+
+    def _listen(self) -> str:
+        if not self.tls:
+            return f"port {self.port}\n"
+        self.certs = write_test_ca_and_server_cert(self.workdir / "tls")
+        return (f"port 0\ntls-port {self.port}\ntls-cert-file {self.certs['cert']}\ntls-key-file {self.certs['key']}\n"
+                f"tls-ca-cert-file {self.certs['ca']}\ntls-auth-clients no\n")
 
     def start(self) -> None:
         binary = require_redis_server()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = (f"bind 127.0.0.1\nport {self.port}\nrequirepass {json.dumps(self.password)}\n"
+        config = (f"bind 127.0.0.1\n{self._listen()}requirepass {json.dumps(self.password)}\n"
                   f"save \"\"\nappendonly no\ndir {self.workdir}\n")
         log = (self.workdir / "redis.log").open("ab")
         # Config on stdin keeps the AUTH token off the command line and off disk.
@@ -184,11 +221,12 @@ class TlsOnlyMariaDb:
     """A throwaway MariaDB server that refuses connections without TLS, as RDS with require_secure_transport does.
 
     Root logs in without a password (over TLS); ``ca_bundle`` is the CA that signed the server certificate
-    (names localhost and 127.0.0.1). ``database(...)`` gives a RehearsalDatabase on it.
+    (names localhost and 127.0.0.1). ``database(...)`` gives a RehearsalDatabase on it. ``max_connections``
+    caps the connections as RDS's parameter group does (default: MariaDB's own, 151).
     """
 
-    def __init__(self, workdir: Path, port: int):
-        self.workdir, self.port = workdir, port
+    def __init__(self, workdir: Path, port: int, *, max_connections: int | None = None):
+        self.workdir, self.port, self.max_connections = workdir, port, max_connections
         self.datadir = workdir / "data"
         self.process: subprocess.Popen | None = None
         self.certs: dict[str, Path] = {}
@@ -201,29 +239,24 @@ class TlsOnlyMariaDb:
     def log_file(self) -> Path:
         return self.workdir / "mariadb.log"
 
-    def _binary(self, name: str) -> str:
-        binary = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-        if binary is None:
-            raise MissingPrerequisite(f"{name} is not installed: apt-get install mariadb-server, or {SETUP_HINT}")
-        return binary
-
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.certs = write_test_ca_and_server_cert(self.workdir / "tls")
         user = getpass.getuser()
         install = subprocess.run(
-            [self._binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
+            [mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
              "--auth-root-authentication-method=normal", "--skip-test-db"],
             capture_output=True, text=True, check=False)
         if install.returncode:
             raise MissingPrerequisite(f"mariadb-install-db failed: {install.stderr.strip()[-500:]}")
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [self._binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
+            [mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
              f"--socket={self.workdir / 'mariadb.sock'}", f"--pid-file={self.workdir / 'mariadb.pid'}",
              "--bind-address=127.0.0.1", f"--port={self.port}", "--skip-name-resolve",
              f"--ssl-ca={self.certs['ca']}", f"--ssl-cert={self.certs['cert']}", f"--ssl-key={self.certs['key']}",
-             "--require-secure-transport=ON"],
+             "--require-secure-transport=ON",
+             *([f"--max-connections={self.max_connections}"] if self.max_connections else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", self.port):

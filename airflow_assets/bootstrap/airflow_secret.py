@@ -57,9 +57,13 @@ def mysql_url(credentials: dict, *, scheme: str, host: str, port: str, database:
     return f"{scheme}://{user}:{password}@{host}:{port}/{database}?{urlencode(query)}"
 
 
-def redis_url(token: str, *, host: str, port: str, tls: bool) -> str:
-    scheme, query = ("rediss", "?ssl_cert_reqs=required") if tls else ("redis", "")
-    return f"{scheme}://:{quote(token, safe='')}@{host}:{port}/0{query}"
+def redis_url(token: str, *, host: str, port: str, tls: bool, ca_bundle: str = "") -> str:
+    """Celery's broker and result-backend URL. With TLS the certificate is verified: against `ca_bundle`
+    when given, else against the OS trust store (which holds the Amazon roots ElastiCache's chain to)."""
+    if not tls:
+        return f"redis://:{quote(token, safe='')}@{host}:{port}/0"
+    query = {"ssl_cert_reqs": "required", **({"ssl_ca_certs": ca_bundle} if ca_bundle else {})}
+    return f"rediss://:{quote(token, safe='')}@{host}:{port}/0?{urlencode(query)}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     redis.add_argument("--host", required=True)
     redis.add_argument("--port", default="6379")
     redis.add_argument("--tls", action="store_true")
+    redis.add_argument("--ca-bundle", default="", help="with --tls: verify against this CA file, not the OS trust store")
     return parser
 
 
@@ -106,7 +111,7 @@ def resolve(args: argparse.Namespace) -> str:
             database=args.database,
             ca_bundle=args.ca_bundle,
         )
-    return redis_url(secret, host=args.host, port=args.port, tls=args.tls)
+    return redis_url(secret, host=args.host, port=args.port, tls=args.tls, ca_bundle=args.ca_bundle)
 
 
 def _resolve_command(command: str) -> str:

@@ -33,6 +33,8 @@ DEFAULTS = {
     "DB_CA_BUNDLE": "",
     "REDIS_PORT": "6379",
     "REDIS_TLS": "true",
+    # Empty: the OS trust store verifies the broker (ElastiCache's certificate chains to Amazon's roots).
+    "REDIS_CA_BUNDLE": "",
     "PROCESS_MANAGER": "systemd",
     "SYSTEMD_UNIT_DIR": "/etc/systemd/system",
     "AIRFLOW_USER": "",

@@ -32,6 +32,15 @@ def test_redis_url_uses_rediss_with_tls():
     assert airflow_secret.redis_url("tk", host="r", port="6379", tls=False) == "redis://:tk@r:6379/0"
 
 
+def test_redis_url_with_a_ca_bundle_makes_the_broker_client_verify_against_it():
+    import ssl
+
+    from kombu.utils.url import parse_url
+
+    url = airflow_secret.redis_url("tk", host="r", port="6379", tls=True, ca_bundle="/etc/pki/redis ca.pem")
+    assert parse_url(url)["ssl"] == {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": "/etc/pki/redis ca.pem"}
+
+
 def _helper(endpoint, *args):
     env = {
         "PATH": os.environ["PATH"],

@@ -5,12 +5,15 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pymysql
 import pytest
+import redis
 from playwright.sync_api import expect
 
 from rehearsal import ui
@@ -47,6 +50,49 @@ def test_flower_rest_api_answers_the_admin_credentials_only(cluster):
         environ = Path(f"/proc/{cluster.supervisor.pid(unit)}/environ").read_bytes().split(b"\0")
         has_auth = any(entry.startswith(b"AIRFLOW__CELERY__FLOWER_BASIC_AUTH=") for entry in environ)
         assert has_auth == unit.endswith("flower"), unit
+
+
+def _node_param(cluster, key: str) -> str:
+    return cluster.nodes[0].params[key]
+
+
+def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(cluster):
+    """As RDS with require_secure_transport and ElastiCache with in-transit encryption: no plain connection,
+    and a client that does not trust the server's CA is refused. The nodes are connected all the same."""
+    credentials = json.loads(cluster.aws.secret_value(cluster.aws.secret_ids["DB_SECRET_ID"]))
+    login = {"host": "127.0.0.1", "port": int(_node_param(cluster, "DB_PORT")), "user": credentials["username"],
+             "password": credentials["password"], "database": _node_param(cluster, "DB_NAME")}
+    # MariaDB refuses a plain login as "Access denied" (MySQL 8.4 says "insecure transport"); the same
+    # credentials over TLS get in below, so the transport is what is refused.
+    with pytest.raises(pymysql.err.OperationalError):
+        pymysql.connect(**login)
+    with pytest.raises(pymysql.err.OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
+        pymysql.connect(**login, ssl=ssl.create_default_context())  # the OS trust store only
+    with pymysql.connect(**login, ssl={"ca": _node_param(cluster, "DB_CA_BUNDLE")}) as conn, conn.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert cursor.fetchone()[1]
+        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
+                       (credentials["username"],))
+        assert cursor.fetchone()[0] > 0, "no node holds a connection to the TLS-only database"
+
+    broker = {"host": "127.0.0.1", "port": int(_node_param(cluster, "REDIS_PORT")), "socket_timeout": 5,
+              "password": cluster.aws.secret_value(cluster.aws.secret_ids["REDIS_AUTH_SECRET_ID"])}
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(**broker).ping()
+    with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        redis.Redis(**broker, ssl=True, ssl_cert_reqs="required").ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(**{**broker, "password": "wrong"}, ssl=True, ssl_ca_certs=_node_param(cluster, "REDIS_CA_BUNDLE")).ping()
+    client = redis.Redis(**broker, ssl=True, ssl_ca_certs=_node_param(cluster, "REDIS_CA_BUNDLE"))
+    assert len(client.client_list()) > 1, "no node holds a connection to the TLS-only broker"
+    client.close()
+    # Flower's broker view opens its own connection (Celery's broker_use_ssl), apart from the worker's.
+    password = json.loads(cluster.flower_passwords_file.read_text())[cluster.admin_user]
+    httpx.get(f"{cluster.flower_url}/api/workers", params={"refresh": "true"}, auth=(cluster.admin_user, password),
+              timeout=60).raise_for_status()
+    queues = httpx.get(f"{cluster.flower_url}/api/queues/length", auth=(cluster.admin_user, password), timeout=60)
+    assert queues.status_code == 200, queues.text
+    assert queues.json()["active_queues"], queues.text
 
 
 def test_the_shared_dag_folder_has_the_efs_access_point_semantics(cluster, tmp_path):
