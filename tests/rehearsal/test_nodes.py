@@ -27,8 +27,9 @@ class SeededAws:
 
 @pytest.fixture
 def scheduler(tmp_path) -> Node:
-    nodes = cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow", redis_port=6379,
-                          scheduler_count=1)
+    nodes = cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow", db_port=3306,
+                          db_ca_bundle=tmp_path / "db-ca.pem", redis_port=6379,
+                          redis_ca_bundle=tmp_path / "redis-ca.pem", scheduler_count=1)
     return next(node for node in nodes if node.role == "scheduler")
 
 
