@@ -202,7 +202,7 @@ class Node:
             "metadata_db": self.uses_metadata_db,
             "db": self._db_settings(),
             "broker_url_cmd": self._broker_cmd() if env["EXECUTOR"] == "CeleryExecutor" else "",
-            "broker_tls": _truthy(env["REDIS_TLS"]),
+            "broker_tls": truthy(env["REDIS_TLS"]),
             "fernet_key_cmd": shlex.join(self.secret_command("fernet-key", env["FERNET_KEY_SECRET_ID"])),
             "jwt_secret_cmd": shlex.join(self.secret_command("value", env["JWT_SECRET_SECRET_ID"])),
             "api_secret_key_cmd": shlex.join(self.secret_command("value", env["API_SECRET_KEY_SECRET_ID"])),
