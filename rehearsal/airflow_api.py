@@ -68,13 +68,20 @@ class AirflowApi:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float, on_poll=None) -> dict:
         deadline = time.monotonic() + timeout
+        state = "unknown"
         while True:
-            run = self.dag_run(dag_id, run_id)
-            if run["state"] in FINISHED:
-                return run
+            try:
+                run = self.dag_run(dag_id, run_id)
+            except httpx.TimeoutException:
+                # A busy api-server may leave one poll unanswered; the run goes on, and so does the wait.
+                run = None
+            if run:
+                state = run["state"]
+                if state in FINISHED:
+                    return run
             if time.monotonic() > deadline:
-                raise AirflowApiError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f}s")
-            if on_poll:
+                raise AirflowApiError(f"{dag_id} run {run_id} still {state} after {timeout:.0f}s")
+            if on_poll and run:
                 on_poll(run)
             time.sleep(1)
 

@@ -21,6 +21,7 @@ from rehearsal.nodes import REPO_ROOT
 
 pytestmark = pytest.mark.rehearsal
 
+LOAD_DAG = Path(__file__).parent / "dags" / "connection_load.py"
 BAD_CSV = (b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
            b"1,Male,19,15,39\n2,Male,21,15,not-a-number\n3,Female,20,16,6\n")
 
@@ -93,6 +94,24 @@ def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(clus
     queues = httpx.get(f"{cluster.flower_url}/api/queues/length", auth=(cluster.admin_user, password), timeout=60)
     assert queues.status_code == 200, queues.text
     assert queues.json()["active_queues"], queues.text
+
+
+def test_many_tasks_at_once_stay_within_the_database_connection_budget(cluster):
+    """The peak connection count the database saw (Max_used_connections) against what
+    stacks/connection_budget.py allows the nodes as the rehearsal renders them."""
+    dag_file = Path(_node_param(cluster, "DAGS_FOLDER")) / LOAD_DAG.name
+    shutil.copy(LOAD_DAG, dag_file)
+    try:
+        cluster.api.wait_for_dag("connection_load", timeout=180)
+        cluster.api.unpause("connection_load")
+        run_id = cluster.api.trigger("connection_load")["dag_run_id"]
+        state = cluster.api.wait_for_run("connection_load", run_id, timeout=600)["state"]
+    finally:
+        dag_file.unlink()
+    assert state == "success", cluster.api.task_instances("connection_load", run_id)
+    peak, budget = cluster.connection_peak(), cluster.connection_budget
+    print(f"db_connections={peak}/{budget.total}: {budget.detail()}")
+    assert 1 < peak <= budget.total, cluster.connection_problems()
 
 
 def test_the_shared_dag_folder_has_the_efs_access_point_semantics(cluster, tmp_path):
