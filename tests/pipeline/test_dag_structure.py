@@ -51,9 +51,9 @@ SENSORS = [("dag_1", "wait_for_dag_2"), ("dag_2", "wait_for_load_into_hive"), ("
 
 
 def test_sensors_do_not_hold_worker_slots_and_fail_fast(dagbag):
-    from emr_pipeline.config import DEFAULT_SENSOR_MODE
+    from emr_pipeline.variable import DEFAULTS
 
-    assert DEFAULT_SENSOR_MODE == "deferrable"
+    assert DEFAULTS["sensor_mode"] == "deferrable"
     wait = dagbag.dags["dag_1"].get_task("wait_for_dag_2")
     assert wait.external_dag_id == "dag_2" and not wait.external_task_ids  # the whole run, not a task
     assert wait.failed_states == ["failed"] and wait.allowed_states == ["success"]
@@ -199,8 +199,9 @@ def test_create_renders_a_complete_job_flow(dagbag):
 
 def test_core_group_follows_configuration():
     from emr_pipeline.job_flow import instance_groups
+    from emr_pipeline.variable import EmrPipelineVariable
 
-    groups = instance_groups({**PIPELINE_CONFIG, "core_instance_count": 2})
+    groups = instance_groups(EmrPipelineVariable.from_dict({**PIPELINE_CONFIG, "core_instance_count": 2}))
     assert [(g["InstanceRole"], g["InstanceCount"]) for g in groups] == [("MASTER", 1), ("CORE", 2)]
 
 
