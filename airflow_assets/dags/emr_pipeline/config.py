@@ -5,7 +5,6 @@ Read at run time only (templates or inside callables), so DAG parsing never need
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from airflow.sdk import Variable
@@ -15,14 +14,15 @@ from .variable import VARIABLE, EmrPipelineVariable
 AWS_CONN_ID = "aws_default"
 
 
+def pipeline_config() -> dict[str, Any]:
+    """The Variable as stored, unchecked: the outcome mail must go out even when a key it does not
+    use is broken (that is what the mail then reports)."""
+    return Variable.get(VARIABLE, deserialize_json=True)
+
+
 def pipeline() -> EmrPipelineVariable:
     """The Variable, checked: every missing, unknown or malformed key is named at once."""
-    return EmrPipelineVariable.from_dict(Variable.get(VARIABLE, deserialize_json=True))
-
-
-def pipeline_config() -> dict[str, Any]:
-    """The checked Variable as a dict, optional keys at their defaults."""
-    return dataclasses.asdict(pipeline())
+    return EmrPipelineVariable.from_dict(pipeline_config())
 
 
 # Jinja expression for the whole configuration dict, for templated operator fields.
