@@ -15,16 +15,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the rehearsal package locates each Spark line
-    sys.path.insert(0, str(REPO))
-from rehearsal.aws.spark_env import SparkEnvironment, find_spark_environment  # noqa: E402
+from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
+from rehearsal.aws.spark_env import SparkEnvironment, find_spark_environment
+from rehearsal.dataset import DATASET  # ../shared/data, else sample_data/
+from stacks.config import REPO_ROOT
 
-DAGS_FOLDER = REPO / "airflow_assets" / "dags"
-EMR_STEPS = REPO / "emr_steps"
-
-from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable  # noqa: E402
-from rehearsal.dataset import DATASET  # noqa: E402  (../shared/data, else sample_data/)
+DAGS_FOLDER = REPO_ROOT / "airflow_assets" / "dags"
+EMR_STEPS = REPO_ROOT / "emr_steps"
 
 PIPELINE_CONFIG = EmrPipelineVariable(
     region="us-east-1",
