@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from stacks.config import REPO_ROOT
+
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
 DAGS_SOURCE_DIR = REPO_ROOT / "airflow_assets" / "dags"
 # Rehearsal tuning: pick work up within seconds instead of EC2's calmer defaults.
@@ -39,7 +40,7 @@ def free_port() -> int:
 
 
 @dataclass
-class Node:
+class RehearsalHost:
     """One rehearsal 'host': its own directory, AIRFLOW_HOME, node.env and rendered units."""
 
     name: str
@@ -112,18 +113,18 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
         "REMOTE_LOG_URI": f"s3://{logs_bucket}/airflow/",
         "EMR_PIPELINE_JSON": json.dumps(pipeline, separators=(",", ":")),
         "PROCESS_MANAGER": "external",
-        **{key: value for key, value in aws.secret_ids.items()},
+        **aws.secret_ids,
         **FAST_SCHEDULING,
     }
 
 
-def _node(name: str, workdir: Path, params: dict[str, str]) -> Node:
+def _node(name: str, workdir: Path, params: dict[str, str]) -> RehearsalHost:
     root = workdir / "nodes" / name
     home = root / "airflow"
-    return Node(name, root, {**params, "AIRFLOW_HOME": str(home)})
+    return RehearsalHost(name, root, {**params, "AIRFLOW_HOME": str(home)})
 
 
-def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[Node]:
+def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[RehearsalHost]:
     api_port = api_port or free_port()
     params = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -143,7 +144,7 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
 
 
 def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, redis_port: int,
-                  scheduler_count: int, api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+                  scheduler_count: int, api_port: int | None = None, flower_port: int | None = None) -> list[RehearsalHost]:
     api_port = api_port or free_port()
     shared = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -172,5 +173,5 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
     ]
 
 
-def describe(node: Node) -> str:
+def describe(node: RehearsalHost) -> str:
     return f"{node.name}: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in node.params.items() if "SECRET" not in k)

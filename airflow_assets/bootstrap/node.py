@@ -154,7 +154,7 @@ class Node:
             self.unit_dir = self.home / "units"
 
     @classmethod
-    def from_env_file(cls, path: Path) -> "Node":
+    def from_env_file(cls, path: Path) -> Node:
         return cls(read_node_env(path), path)
 
     @property
@@ -442,7 +442,7 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
     while pending:
         # Together: the job checks each start an airflow CLI, which takes seconds.
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
-            found = dict(zip(pending, pool.map(checks.check, pending.values())))
+            found = dict(zip(pending, pool.map(checks.check, pending.values()), strict=True))
         for name, problem in found.items():
             if problem is None:
                 print(f"health: {name} healthy", file=sys.stderr)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 
 # Hadoop's local file system writes `.name.crc` checksum side files; S3 (EMRFS) never has them.
 _CHECKSUM_SUFFIX = ".crc"
@@ -40,22 +40,22 @@ class S3Mirror:
         self._client = client
         self.root = root
 
-    def local_path(self, location: S3Location) -> Path:
+    def local_path(self, location: S3Uri) -> Path:
         return self.root / location.bucket / location.stem if location.stem else self.root / location.bucket
 
-    def to_local(self, location: S3Location) -> str:
+    def to_local(self, location: S3Uri) -> str:
         """Local path text for an s3:// URI, keeping a trailing slash (directory intent)."""
         path = str(self.local_path(location))
         return path + "/" if location.key.endswith("/") or not location.stem else path
 
-    def pull(self, locations: Iterable[S3Location]) -> Snapshot:
+    def pull(self, locations: Iterable[S3Uri]) -> Snapshot:
         """Make the local mirror of each location equal to S3; return the resulting file snapshot."""
         locations = list(locations)
         for location in locations:
             self._pull_one(location)
         return self.snapshot(locations)
 
-    def push(self, locations: Iterable[S3Location], before: Snapshot) -> PushResult:
+    def push(self, locations: Iterable[S3Uri], before: Snapshot) -> PushResult:
         """Upload files created or changed since `before`, delete objects whose files disappeared."""
         locations = list(locations)
         after = self.snapshot(locations)
@@ -76,7 +76,7 @@ class S3Mirror:
                 self._client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         return PushResult(uploaded, deleted)
 
-    def snapshot(self, locations: Iterable[S3Location]) -> Snapshot:
+    def snapshot(self, locations: Iterable[S3Uri]) -> Snapshot:
         snapshot: Snapshot = {}
         for location in locations:
             for key, path in self._local_files(location):
@@ -86,7 +86,7 @@ class S3Mirror:
                 snapshot[(location.bucket, key)] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         return snapshot
 
-    def _pull_one(self, location: S3Location) -> None:
+    def _pull_one(self, location: S3Uri) -> None:
         remote = self._remote_objects(location)
         bucket_root = self.root / location.bucket
         bucket_root.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ class S3Mirror:
             self._client.download_file(location.bucket, key, str(path))
         _prune_empty_dirs(self.local_path(location), stop_at=bucket_root)
 
-    def _remote_objects(self, location: S3Location) -> dict[str, tuple[int, str]]:
+    def _remote_objects(self, location: S3Uri) -> dict[str, tuple[int, str]]:
         objects: dict[str, tuple[int, str]] = {}
         paginator = self._client.get_paginator("list_objects_v2")
         try:
@@ -122,7 +122,7 @@ class S3Mirror:
             return {}
         return objects
 
-    def _local_files(self, location: S3Location) -> list[tuple[str, Path]]:
+    def _local_files(self, location: S3Uri) -> list[tuple[str, Path]]:
         bucket_root = self.root / location.bucket
         base = self.local_path(location)
         if base.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import string
@@ -132,10 +133,9 @@ def _create_emr_roles(iam: Any) -> None:
         )
 
     iam.create_role(RoleName=SERVICE_ROLE, AssumeRolePolicyDocument=trust("elasticmapreduce.amazonaws.com"))
-    try:
+    # moto loads AWS-managed policies only on request; the role itself is what EMR checks.
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
         iam.attach_role_policy(RoleName=SERVICE_ROLE, PolicyArn=_EMR_SERVICE_POLICY_ARN)
-    except iam.exceptions.NoSuchEntityException:
-        pass  # moto loads AWS-managed policies only on request; the role itself is what EMR checks
     iam.create_role(RoleName=EC2_ROLE, AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))
     iam.put_role_policy(
         RoleName=EC2_ROLE,

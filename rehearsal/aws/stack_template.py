@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from rehearsal.aws.cfn_values import ExampleValues, render
+from stacks.config import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_ENV_PATH = "/etc/airflow/node.env"  # where cfn-init writes it (stacks/constructs/airflow_node.py)
 PIPELINE_PARAMETER = "EMR_PIPELINE_JSON"
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9]+)(?:\.([A-Za-z0-9]+))?>")
@@ -137,7 +137,7 @@ class _Binder:
         match = re.fullmatch(pattern, actual)
         if not match:
             raise ValueError(f"rehearsal: the seeded {what} {actual!r} does not fit the template's {shaped!r}")
-        for key, value in zip(names, match.groups()):
+        for key, value in zip(names, match.groups(), strict=True):
             self._set(what, key, value)
         return True
 

@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
 
-from .emulator_support import DATASET, FIXTURE_STEPS, REPO_ROOT
 from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 from rehearsal.aws import LocalAws
+from stacks.config import REPO_ROOT
+
+from .emulator_support import DATASET, FIXTURE_STEPS
 
 
 def contract_secret_parameters() -> set[str]:

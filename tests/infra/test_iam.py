@@ -16,8 +16,9 @@ import pytest
 from rehearsal.aws import iam_lint
 from rehearsal.aws.cfn_values import ExampleValues
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
+from stacks.config import REPO_ROOT
 
-from .infra_support import REPO_ROOT, VARIANTS
+from .infra_support import VARIANTS
 
 ACCOUNT = ExampleValues.ACCOUNT
 FOREIGN_ACCOUNT = "999999999999"

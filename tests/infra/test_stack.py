@@ -9,8 +9,9 @@ import pytest
 from aws_cdk.assertions import Template
 
 from airflow_assets.dags.emr_pipeline.variable import OPTIONAL_KEYS, REQUIRED_KEYS, EmrPipelineVariable
+from stacks.config import REPO_ROOT
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
+from .infra_support import VARIANTS, node_env, parse_env
 
 CONTRACTS = (REPO_ROOT / "docs" / "contracts.md").read_text()
 

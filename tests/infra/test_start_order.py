@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import sys
 import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
 
+from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
+from .infra_support import VARIANTS, node_env, parse_env
 
 sys.path.insert(0, str(REPO_ROOT))
 from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
 from rehearsal.aws.seed import _create_secrets  # noqa: E402
-from rehearsal.nodes import FAST_SCHEDULING, Node, free_port  # noqa: E402
+from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E402
 from rehearsal.supervisor import Supervisor  # noqa: E402
 
 
@@ -133,7 +133,7 @@ def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, t
                 "WORKER_LOG_SERVER_PORT": str(free_port()), "HEALTH_TIMEOUT_SECONDS": "180",
             }
             assert params["API_SERVER_HOST"] == written["API_SERVER_HOST"]
-            node = Node(role, root, params)
+            node = RehearsalHost(role, root, params)
             node.write_node_env()
             for phase in ("configure", "start"):
                 node.phase(phase)
