@@ -12,7 +12,7 @@ UV_VERSION := 0.13.8
 export PATH := $(PATH):$(CURDIR)/.tools/bin
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: venv checkov-venv machine test fidelity demo rehearsal synth deploy destroy diff bench diagram clean
+.PHONY: venv checkov-venv machine lint test fidelity demo rehearsal synth deploy destroy diff bench diagram clean
 
 $(VENV)/.installed: requirements.txt requirements-airflow.txt requirements-dev.txt
 	# mysqlclient builds from source: its headers and compiler come first.
@@ -41,7 +41,12 @@ checkov-venv: $(CHECKOV_VENV)/.installed
 machine:
 	bash scripts/setup-machine.sh
 
-test: machine venv checkov-venv
+# ruff's settings are in pyproject.toml; `ruff format .` rewrites what --check reports.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: machine venv checkov-venv lint
 	$(VENV)/bin/pytest -q --durations=15 tests
 
 # Each review blocker re-introduced in a scratch copy must fail its check naming the AWS rule

@@ -17,6 +17,7 @@ import importlib.util
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -131,9 +132,9 @@ def main() -> None:
                 generate(source, rows)
             runs = {"a": [], "b": [], "c": []}
             for _ in range(args.repeat):  # interleaved, so load from other processes hits all alike
-                runs["b"].append(timed(lambda: bare_spark(spark, source, args.workdir / f"b_{rows}")))
-                runs["a"].append(timed(lambda: our_job(job, spark, source, args.workdir / f"a_{rows}")))
-                runs["c"].append(timed(lambda: duck(source, args.workdir / f"c_{rows}.parquet", args.threads)))
+                runs["b"].append(timed(partial(bare_spark, spark, source, args.workdir / f"b_{rows}")))
+                runs["a"].append(timed(partial(our_job, job, spark, source, args.workdir / f"a_{rows}")))
+                runs["c"].append(timed(partial(duck, source, args.workdir / f"c_{rows}.parquet", args.threads)))
             a, b, c = (min(runs[k]) for k in "abc")
             results.append((rows, a, b, c))
             print(f"{rows:>11,} rows: " + "  ".join(f"{k}={' '.join(f'{t:.1f}' for t in v)}s" for k, v in runs.items()), flush=True)

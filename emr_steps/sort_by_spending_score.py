@@ -12,13 +12,14 @@ Exit codes: 0 success, 2 bad input (one ``error: ...`` line on stderr, nothing w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import re
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -302,7 +303,7 @@ def _read_text(spark: SparkSession, path) -> str | None:
 
 
 def _new_run_id() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{uuid.uuid4().hex[:8]}"  # sorts by time
 
 
@@ -334,10 +335,9 @@ def publish(spark: SparkSession, frame: DataFrame, output: str, rows: int) -> st
             fs.delete(run_path, True)
     kept = {run.rstrip("/")}
     if previous_text:
-        try:
+        # An unreadable old pointer names nothing worth keeping.
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             kept.add(published_run(previous_text).rstrip("/"))
-        except (ValueError, KeyError, TypeError):
-            pass  # an unreadable old pointer names nothing worth keeping
     runs_dir = jvm.org.apache.hadoop.fs.Path(root, RUNS)
     for status in fs.listStatus(runs_dir):
         name = f"{RUNS}/{status.getPath().getName()}"

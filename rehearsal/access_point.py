@@ -34,7 +34,7 @@ class AccessPointMount:
         self.gid = gid
         self.mounted = False
 
-    def mount(self) -> "AccessPointMount":
+    def mount(self) -> AccessPointMount:
         require_bindfs()
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mount_point.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,6 @@ copy the stack deploys by default (stacks.config.DEFAULT_DATASET; tests/infra ke
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from stacks.config import DEFAULT_DATASET, REPO_ROOT
 
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "data" / "Mall_Customers.csv"

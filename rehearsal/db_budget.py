@@ -30,7 +30,7 @@ class ConnectionBudget:
 
 
 def rehearsal_budget(nodes: Iterable) -> ConnectionBudget:
-    """`nodes`: rehearsal.nodes.Node objects (name, params = their node.env)."""
+    """`nodes`: rehearsal.nodes.RehearsalHost objects (name, params = their node.env)."""
     return ConnectionBudget(tuple((node.name, node_budget(node.params)) for node in nodes))
 
 

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from stacks.config import REPO_ROOT
+
 # Untracked but needed by the checks: the virtualenvs and the pinned uv (Makefile); linked, not copied.
 LINKED = (".venv", ".venv-emr", ".venv-checkov", ".tools")
 CHECK_TIMEOUT_SECONDS = 900

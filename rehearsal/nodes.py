@@ -14,8 +14,8 @@ from pathlib import Path
 
 from airflow_assets.bootstrap import node_env_file
 from rehearsal.aws.stack_template import TemplateNode, synthesized_stack, template_nodes
+from stacks.config import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
 DAGS_SOURCE_DIR = REPO_ROOT / "airflow_assets" / "dags"
 # Rehearsal tuning: pick work up within seconds instead of EC2's calmer defaults.
@@ -41,7 +41,7 @@ LOCAL_ONLY_KEYS = {
     "FLOWER_PORT": "loopback stands in for three hosts: every listening port is unique",
     "REDIS_CA_BUNDLE": "the run's own Redis CA; on AWS the OS trust store verifies ElastiCache (empty, not rendered)",
     "WORKER_CONCURRENCY": "rehearsal tuning: the rehearsal machine has fewer cores than the worker instance",
-    **{key: "rehearsal tuning (FAST_SCHEDULING)" for key in FAST_SCHEDULING},
+    **dict.fromkeys(FAST_SCHEDULING, "rehearsal tuning (FAST_SCHEDULING)"),
 }
 # Variables the bootstrap gets besides the template's cfn-init `env` map (cfn-init gives a command
 # exactly that map), each because the rehearsal's machine is not the node:
@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 @dataclass
-class Node:
+class RehearsalHost:
     """One rehearsal 'host': its own directory, AIRFLOW_HOME, node.env and rendered units."""
 
     name: str
@@ -170,19 +170,19 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
         "REMOTE_LOG_URI": f"s3://{logs_bucket}/airflow/",
         "EMR_PIPELINE_JSON": json.dumps(pipeline, separators=(",", ":")),
         "PROCESS_MANAGER": "external",
-        **{key: value for key, value in aws.secret_ids.items()},
+        **aws.secret_ids,
         **FAST_SCHEDULING,
     }
 
 
-def _node(name: str, workdir: Path, params: dict[str, str], same_keys_as_template: bool = True) -> Node:
+def _node(name: str, workdir: Path, params: dict[str, str], same_keys_as_template: bool = True) -> RehearsalHost:
     root = workdir / "nodes" / name
     home = root / "airflow"
     template = template_nodes(synthesized_stack().template)[params["AIRFLOW_ROLE"]]
-    return Node(name, root, {**params, "AIRFLOW_HOME": str(home)}, template, same_keys_as_template)
+    return RehearsalHost(name, root, {**params, "AIRFLOW_HOME": str(home)}, template, same_keys_as_template)
 
 
-def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[Node]:
+def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[RehearsalHost]:
     api_port = api_port or free_port()
     params = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -203,7 +203,7 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
 
 def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, db_port: int,
                   db_ca_bundle: Path, redis_port: int, redis_ca_bundle: Path, scheduler_count: int,
-                  api_port: int | None = None, flower_port: int | None = None) -> list[Node]:
+                  api_port: int | None = None, flower_port: int | None = None) -> list[RehearsalHost]:
     """TLS to the database and the broker, verified, as the stack renders it for RDS and ElastiCache; only the
     endpoints and the CAs (the rehearsal's own, not the RDS bundle and the OS trust store) differ."""
     api_port = api_port or free_port()
@@ -236,5 +236,5 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
     ]
 
 
-def describe(node: Node) -> str:
+def describe(node: RehearsalHost) -> str:
     return f"{node.name}: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in node.params.items() if "SECRET" not in k)

@@ -24,7 +24,7 @@ from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.aws.spark_env import spark_line
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
-from rehearsal.nodes import REPO_ROOT, BootstrapError, Node, cluster_nodes, embedded_nodes, free_port
+from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
@@ -178,7 +178,7 @@ class Rehearsal:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"rehearsal-{profile}-")).resolve()
         self._saved_tmpdir: tuple[str | None, str | None] | None = None
         self.aws = None
-        self.nodes: list[Node] = []
+        self.nodes: list[RehearsalHost] = []
         self.supervisor: Supervisor | None = None
         self.api: AirflowApi | None = None
         self._mariadb: TlsOnlyMariaDb | None = None
@@ -191,7 +191,7 @@ class Rehearsal:
         self.bootstrap_seconds: dict[str, dict[str, float]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> "Rehearsal":
+    def __enter__(self) -> Rehearsal:
         try:
             self.start()
         except BaseException:
@@ -257,7 +257,7 @@ class Rehearsal:
             self._database.reset_connection_peak()
 
     @property
-    def api_node(self) -> Node:
+    def api_node(self) -> RehearsalHost:
         return next(n for n in self.nodes
                     if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", ""))
 
@@ -333,7 +333,7 @@ class Rehearsal:
         """As CloudFormation creates the instances: a node is bootstrapped only after every node it starts
         after (stacks/start_order.py, the template's DependsOn) has passed its health gate; the nodes of one
         wave start together."""
-        by_role: dict[str, list[Node]] = {}
+        by_role: dict[str, list[RehearsalHost]] = {}
         for node in self.nodes:
             by_role.setdefault(node.role, []).append(node)
         try:
@@ -343,7 +343,7 @@ class Rehearsal:
             for node in self.nodes:
                 self.bootstrap_seconds[node.name] = dict(node.timings)
 
-    def _bootstrap_wave(self, nodes: list[Node]) -> None:
+    def _bootstrap_wave(self, nodes: list[RehearsalHost]) -> None:
         # install and configure one node at a time: the rehearsal's nodes share one venv.
         for node in nodes:
             node.write_node_env()
@@ -354,7 +354,7 @@ class Rehearsal:
                  ", ".join(node.name for node in nodes))
         errors: list[BaseException] = []
 
-        def start(node: Node) -> None:
+        def start(node: RehearsalHost) -> None:
             try:
                 node.phase("start")
                 self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]

@@ -8,6 +8,7 @@ nodes run, and stops them the way systemd does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -39,7 +40,7 @@ class Unit:
     timeout_stop_sec: float = DEFAULT_TIMEOUT_STOP_SEC
 
     @classmethod
-    def parse(cls, path: Path) -> "Unit":
+    def parse(cls, path: Path) -> Unit:
         values: dict[str, list[str]] = {}
         section = ""
         for raw in path.read_text().splitlines():
@@ -207,25 +208,19 @@ class Supervisor:
 def _stop_process(process: subprocess.Popen, unit: Unit, timeout_cap: float | None) -> None:
     deadline = time.monotonic() + min(unit.timeout_stop_sec, timeout_cap if timeout_cap is not None else unit.timeout_stop_sec)
     if unit.kill_mode == "mixed":
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     else:
         _signal_group(process, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
     if unit.kill_mode == "control-group":
         while _group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     # The group may hold children (gunicorn/uvicorn workers, task runners) that outlive the leader.
     _signal_group(process, signal.SIGKILL)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -239,7 +234,5 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass

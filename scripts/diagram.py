@@ -35,6 +35,16 @@ mean "references" (Ref / GetAtt / Sub: a name, ARN, endpoint or id is wired in).
 """
 
 
+# docs/architecture.md continues by hand from this heading on; regenerating keeps that part.
+HAND_WRITTEN = "\n## Where each contract lives"
+
+
+def page_with(generated: str, current: str) -> str:
+    """The generated diagram page followed by the hand-written part of the current page."""
+    start = current.find(HAND_WRITTEN)
+    return generated + (current[start:] if start >= 0 else "")
+
+
 def group_of_path(path: str) -> str:
     top = path.strip("/").split("/")[1]
     # aws-cdk-lib singletons carry a hash in their id.
@@ -131,7 +141,8 @@ def render(assembly_dir: Path, stack_name: str) -> str:
 
 def readme_with(diagram_page: str, readme: str) -> str:
     """The README with the Mermaid block of the diagram page between its markers."""
-    block = diagram_page[diagram_page.index("```mermaid"):].rstrip() + "\n"
+    start = diagram_page.index("```mermaid")
+    block = diagram_page[start : diagram_page.index("\n```", start) + len("\n```")] + "\n"
     if not README_MARKERS.search(readme):
         raise ValueError("README.md has no <!-- diagram:start --> ... <!-- diagram:end --> markers")
     return README_MARKERS.sub(lambda m: m.group(1) + block + m.group(2), readme)
@@ -153,7 +164,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as outdir:
         stack_name = synthesize(Path(outdir))
         text = render(Path(outdir), stack_name)
-    expected = {OUTPUT: text, README: readme_with(text, README.read_text())}
+    expected = {OUTPUT: page_with(text, OUTPUT.read_text()), README: readme_with(text, README.read_text())}
     if args.check:
         stale = [path.relative_to(REPO_ROOT) for path, content in expected.items() if path.read_text() != content]
         for path in stale:

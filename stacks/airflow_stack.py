@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 from stacks.config import REPO_ROOT, DeploymentConfig
 from stacks.connection_budget import check_connection_budget
 from stacks.constructs import buckets as layout
@@ -114,28 +115,28 @@ class AirflowStack(cdk.Stack):
             mail.grant_send(node_role.role)
             shared_fs.grant_mount(node_role.role)
 
-        self.emr_pipeline = {
-            "region": config.region,
-            "release_label": config.emr_release_label,
-            "service_role": emr_roles.service_role.role_name,
-            "job_flow_role": emr_roles.instance_profile.instance_profile_name,
-            "subnet_id": network.vpc.private_subnets[0].subnet_id,
-            "emr_managed_primary_sg": emr_sgs.primary.security_group_id,
-            "emr_managed_core_sg": emr_sgs.core.security_group_id,
-            "service_access_sg": emr_sgs.service_access.security_group_id,
-            "log_uri": uris.emr_logs,
-            "steps_uri": uris.steps,
-            "input_uri": uris.input,
-            "output_uri": uris.output,
-            "hive_database": config.hive_database,
-            "primary_instance_type": config.emr_primary_instance_type,
-            "core_instance_type": config.emr_core_instance_type,
-            "core_instance_count": config.emr_core_instance_count,
-            "idle_timeout_seconds": config.emr_idle_timeout_seconds,
-            "cluster_tags": cluster_tags(self),
-            "sender_email": config.sender_email,
-            "alert_email": config.alert_email,
-        }
+        self.emr_pipeline = EmrPipelineVariable(
+            region=config.region,
+            release_label=config.emr_release_label,
+            service_role=emr_roles.service_role.role_name,
+            job_flow_role=emr_roles.instance_profile.instance_profile_name,
+            subnet_id=network.vpc.private_subnets[0].subnet_id,
+            emr_managed_primary_sg=emr_sgs.primary.security_group_id,
+            emr_managed_core_sg=emr_sgs.core.security_group_id,
+            service_access_sg=emr_sgs.service_access.security_group_id,
+            log_uri=uris.emr_logs,
+            steps_uri=uris.steps,
+            input_uri=uris.input,
+            output_uri=uris.output,
+            hive_database=config.hive_database,
+            primary_instance_type=config.emr_primary_instance_type,
+            core_instance_type=config.emr_core_instance_type,
+            core_instance_count=config.emr_core_instance_count,
+            idle_timeout_seconds=config.emr_idle_timeout_seconds,
+            cluster_tags=cluster_tags(self),
+            sender_email=config.sender_email,
+            alert_email=config.alert_email,
+        )
         node_env = self._node_env(database, broker, secrets, uris)
         api_server, worker = self._nodes(network, node_roles, assets, shared_fs, node_env)
         self._outputs(api_server, worker, buckets, database, broker, secrets, uris)
@@ -182,7 +183,7 @@ class AirflowStack(cdk.Stack):
             "API_SECRET_KEY_SECRET_ID": secrets.api_secret_key.secret_arn,
             "ADMIN_PASSWORD_SECRET_ID": secrets.admin_password.secret_arn,
             "REMOTE_LOG_URI": uris.airflow_logs,
-            "EMR_PIPELINE_JSON": self.to_json_string(self.emr_pipeline),
+            "EMR_PIPELINE_JSON": self.to_json_string(self.emr_pipeline.to_dict()),
         }
 
     def _nodes(self, network: Network, node_roles: dict[str, AirflowNodeRole], assets: s3_assets.Asset, shared_fs: SharedFileSystem, node_env: dict[str, str]):
@@ -244,7 +245,7 @@ class AirflowStack(cdk.Stack):
             "InputUri": (uris.input, "CSV read by the EMR pipeline"),
             "OutputUri": (uris.output, "Parquet written by the EMR pipeline"),
             "DbEndpoint": (f"{database.host}:{database.instance.db_instance_endpoint_port}", "Airflow metadata DB (TLS only)"),
-            "EmrPipelineVariable": (self.to_json_string(self.emr_pipeline), "value of the Airflow Variable emr_pipeline"),
+            "EmrPipelineVariable": (self.to_json_string(self.emr_pipeline.to_dict()), "value of the Airflow Variable emr_pipeline"),
         }
         if worker:
             outputs["FlowerPortForwardCommand"] = (port_forward(worker.instance, FLOWER_PORT), f"run, then open http://localhost:{FLOWER_PORT}")

@@ -25,6 +25,7 @@ import jinja2
 import node_env_file
 from dotenv import dotenv_values
 from metadata_db_tls import CA_BUNDLE_VARIABLE
+
 # DEFAULTS re-exported: the connection budget renders a node from node.env's defaults.
 from node_env_file import DEFAULTS, ROLES, NodeEnvError, truthy  # noqa: F401
 
@@ -79,7 +80,7 @@ class Node:
             self.unit_dir = self.home / "units"
 
     @classmethod
-    def from_env_file(cls, path: Path) -> "Node":
+    def from_env_file(cls, path: Path) -> Node:
         return cls(read_node_env(path), path)
 
     @property
@@ -370,7 +371,7 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
     while pending:
         # Together: the job checks each start an airflow CLI, which takes seconds.
         with ThreadPoolExecutor(max_workers=len(pending)) as pool:
-            found = dict(zip(pending, pool.map(checks.check, pending.values())))
+            found = dict(zip(pending, pool.map(checks.check, pending.values()), strict=True))
         for name, problem in found.items():
             if problem is None:
                 print(f"health: {name} healthy", file=sys.stderr)

@@ -14,7 +14,9 @@ from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperat
 from airflow.sdk import DAG, Param, chain, task, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.task.trigger_rule import TriggerRule
+
 from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_setting, setting, templated
+from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
     ConfiguredExternalTaskSensor,
@@ -22,7 +24,6 @@ from emr_pipeline.operators import (
     TriggerFreshDagRunOperator,
     logical_date_triggered_by,
 )
-from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
 
 DATA_DAG_ID = "dag_2"
@@ -93,6 +94,9 @@ with DAG(
         "output_uri": Param(None, type=["null", "string"], description="Parquet prefix; default: Variable"),
     },
     user_defined_macros={"job_flow_overrides": job_flow_overrides},
+    # Templates render to Python objects: the RunJobFlow request reaches the operator as the dict
+    # job_flow_overrides() returns, not as text the operator has to literal_eval back.
+    render_template_as_native_obj=True,
     tags=["emr", "assignment"],
 ) as dag:
     create = NoOrphanEmrCreateJobFlowOperator(
@@ -100,7 +104,7 @@ with DAG(
         emr_conn_id=None,
         aws_conn_id=AWS_CONN_ID,
         region_name=REGION,
-        # One expression rendering to a dict literal, which the operator literal_evals: keeps ints ints.
+        # Checked against emr_pipeline/variable.py when the task runs.
         job_flow_overrides=templated(f"job_flow_overrides({CONFIG}, run_id)"),
         # Never retried: a retry after RunJobFlow succeeded (and the try failed later) would create a
         # second cluster, and the teardown only terminates the one in the last try's XCom.

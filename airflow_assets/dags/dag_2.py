@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
 from airflow.sdk import DAG, Param, chain
+
 from emr_pipeline.config import AWS_CONN_ID, setting, templated
 from emr_pipeline.operators import ConfiguredEmrStepSensor
 from emr_pipeline.steps import (

@@ -176,7 +176,7 @@ def _arn_like(pattern: str, value: str) -> bool:
     pattern_parts, value_parts = pattern.split(":", 5), value.split(":", 5)
     if len(pattern_parts) != 6 or len(value_parts) != 6:
         return _glob(pattern, value)
-    return all(_glob(p, v) for p, v in zip(pattern_parts, value_parts))
+    return all(_glob(p, v) for p, v in zip(pattern_parts, value_parts, strict=True))
 
 
 _OPERATORS = {
@@ -241,9 +241,8 @@ def _statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
     if "Resource" in statement:
         if not any(_glob(p, request.resource) for p in _as_list(statement["Resource"])):
             return False
-    elif "NotResource" in statement:
-        if any(_glob(p, request.resource) for p in _as_list(statement["NotResource"])):
-            return False
+    elif "NotResource" in statement and any(_glob(p, request.resource) for p in _as_list(statement["NotResource"])):
+        return False
     return _conditions_hold(statement.get("Condition", {}), request.context)
 
 
@@ -275,9 +274,9 @@ def may_assume(principal: Principal, service: str, context: Mapping[str, Context
     for index, statement in enumerate(_as_list((principal.trust_policy or {}).get("Statement", []))):
         services = _as_list(statement.get("Principal", {}).get("Service", []))
         actions = _as_list(statement.get("Action", []))
-        if statement["Effect"] == "Allow" and service in services and "sts:AssumeRole" in actions:
-            if _conditions_hold(statement.get("Condition", {}), context):
-                return Decision(True, f"{principal.name}: {service} may assume it (trust statement {statement.get('Sid') or index})")
+        allows = statement["Effect"] == "Allow" and service in services and "sts:AssumeRole" in actions
+        if allows and _conditions_hold(statement.get("Condition", {}), context):
+            return Decision(True, f"{principal.name}: {service} may assume it (trust statement {statement.get('Sid') or index})")
     return Decision(False, f"{principal.name}: its trust policy does not let {service} assume it with {dict(context)}")
 
 

@@ -28,7 +28,7 @@ from rehearsal.aws.api_gate import GatedMotoServer, HeldCall
 from rehearsal.aws.emr_launch import EmrRoles
 from rehearsal.aws.iam_gate import Caller, EmulatorState, IamGate, RequestMapper
 from rehearsal.aws.iam_policy import TemplateIam
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 from rehearsal.aws.seed import SEEDED_RELEASE_LABEL, seed
 from rehearsal.aws.ses_mail import mail_as_dict
 from rehearsal.aws.spark_env import find_spark_environment
@@ -325,16 +325,16 @@ class LocalAws:
     # -- S3 --------------------------------------------------------------------------------------
 
     def upload(self, local_path: Path | str, s3_uri: str) -> None:
-        target = S3Location.parse(s3_uri)
+        target = S3Uri.parse(s3_uri)
         self.client("s3").upload_file(str(local_path), target.bucket, target.key)
 
     def upload_bytes(self, data: bytes, s3_uri: str) -> None:
-        target = S3Location.parse(s3_uri)
+        target = S3Uri.parse(s3_uri)
         self.client("s3").put_object(Bucket=target.bucket, Key=target.key, Body=data)
 
     def list_keys(self, s3_uri_prefix: str) -> list[str]:
         """Sorted object keys (without bucket) under the prefix."""
-        prefix = S3Location.parse(s3_uri_prefix)
+        prefix = S3Uri.parse(s3_uri_prefix)
         keys = []
         for page in self.client("s3").get_paginator("list_objects_v2").paginate(
             Bucket=prefix.bucket, Prefix=prefix.key
@@ -343,7 +343,7 @@ class LocalAws:
         return sorted(keys)
 
     def download(self, s3_uri: str, local_path: Path | str) -> None:
-        source = S3Location.parse(s3_uri)
+        source = S3Uri.parse(s3_uri)
         Path(local_path).parent.mkdir(parents=True, exist_ok=True)
         self.client("s3").download_file(source.bucket, source.key, str(local_path))
 
@@ -351,7 +351,7 @@ class LocalAws:
         """The run the output location's pointer names, followed like any reader (docs/pipeline.md)."""
         job = _sort_job()
         base = output_uri if output_uri.endswith("/") else output_uri + "/"
-        pointer = S3Location.parse(base + job.LATEST)
+        pointer = S3Uri.parse(base + job.LATEST)
         try:
             body = self.client("s3").get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read()
         except self.client("s3").exceptions.NoSuchKey:
@@ -360,7 +360,7 @@ class LocalAws:
 
     def read_parquet(self, s3_uri_prefix: str) -> pa.Table:
         """All Parquet parts under the prefix, concatenated in part-name order."""
-        prefix = S3Location.parse(s3_uri_prefix)
+        prefix = S3Uri.parse(s3_uri_prefix)
         parts = [key for key in self.list_keys(s3_uri_prefix) if key.endswith(".parquet")]
         if not parts:
             raise FileNotFoundError(f"no Parquet parts under {s3_uri_prefix}")

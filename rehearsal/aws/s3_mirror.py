@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from rehearsal.aws import emrfs
 from rehearsal.aws.emrfs import S3Call
 from rehearsal.aws.iam_gate import DENIAL_HEADER
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 
 # Hadoop's local file system writes `.name.crc` checksum side files; S3 (EMRFS) never has them.
 _CHECKSUM_SUFFIX = ".crc"
@@ -51,22 +51,22 @@ class S3Mirror:
         self._client = client
         self.root = root
 
-    def local_path(self, location: S3Location) -> Path:
+    def local_path(self, location: S3Uri) -> Path:
         return self.root / location.bucket / location.stem if location.stem else self.root / location.bucket
 
-    def to_local(self, location: S3Location) -> str:
+    def to_local(self, location: S3Uri) -> str:
         """Local path text for an s3:// URI, keeping a trailing slash (directory intent)."""
         path = str(self.local_path(location))
         return path + "/" if location.key.endswith("/") or not location.stem else path
 
-    def pull(self, locations: Iterable[S3Location]) -> Snapshot:
+    def pull(self, locations: Iterable[S3Uri]) -> Snapshot:
         """Make the local mirror of each location equal to S3; return the resulting file snapshot."""
         locations = list(locations)
         for location in locations:
             self._pull_one(location)
         return self.snapshot(locations)
 
-    def push(self, locations: Iterable[S3Location], before: Snapshot) -> PushResult:
+    def push(self, locations: Iterable[S3Uri], before: Snapshot) -> PushResult:
         """Upload files created or changed since `before`, delete objects whose files disappeared."""
         locations = list(locations)
         after = self.snapshot(locations)
@@ -92,7 +92,7 @@ class S3Mirror:
             deleted.append(f"s3://{bucket}/{key}")
         return PushResult(uploaded, deleted)
 
-    def snapshot(self, locations: Iterable[S3Location]) -> Snapshot:
+    def snapshot(self, locations: Iterable[S3Uri]) -> Snapshot:
         snapshot: Snapshot = {}
         for location in locations:
             for key, path in self._local_files(location):
@@ -102,7 +102,7 @@ class S3Mirror:
                 snapshot[(location.bucket, key)] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         return snapshot
 
-    def _pull_one(self, location: S3Location) -> None:
+    def _pull_one(self, location: S3Uri) -> None:
         remote = self._remote_objects(location)
         bucket_root = self.root / location.bucket
         bucket_root.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ class S3Mirror:
             self._download(location.bucket, key, path)
         _prune_empty_dirs(self.local_path(location), stop_at=bucket_root)
 
-    def _remote_objects(self, location: S3Location) -> dict[str, tuple[int, str]]:
+    def _remote_objects(self, location: S3Uri) -> dict[str, tuple[int, str]]:
         """What EMRFS finds at the location: the object its key names, else the directory under `key/`."""
         objects: dict[str, tuple[int, str]] = {}
         listing = S3Call("ListObjectsV2", location.bucket, "")
@@ -171,7 +171,7 @@ class S3Mirror:
                 return None
             raise _emrfs_error(call, exc) from None
 
-    def _local_files(self, location: S3Location) -> list[tuple[str, Path]]:
+    def _local_files(self, location: S3Uri) -> list[tuple[str, Path]]:
         bucket_root = self.root / location.bucket
         base = self.local_path(location)
         if base.is_file():
@@ -195,7 +195,7 @@ def _emrfs_error(call: S3Call, exc: ClientError) -> EmrfsError:
     return EmrfsError(f"{code}: EMRFS {call.operation} {call.uri}: {message}")
 
 
-def _new_directories(bucket: str, keys: list[str], locations: list[S3Location], before: Snapshot) -> list[str]:
+def _new_directories(bucket: str, keys: list[str], locations: list[S3Uri], before: Snapshot) -> list[str]:
     """Directories (parents first) that the files `keys` need and S3 did not have: EMRFS's mkdirs creates them.
 
     Only directories at or below a directory location the step names; an object location's folder is

@@ -11,12 +11,12 @@ S3_URI_PATTERN = re.compile(r"s3[an]?://[^\s'\",;]+")
 
 
 @dataclass(frozen=True, order=True)
-class S3Location:
+class S3Uri:
     bucket: str
     key: str  # may be "" (the whole bucket) and may end with "/" (a prefix)
 
     @classmethod
-    def parse(cls, uri: str) -> S3Location:
+    def parse(cls, uri: str) -> S3Uri:
         match = re.fullmatch(r"s3[an]?://([^/]+)/?(.*)", uri)
         if not match or not match.group(1):
             raise ValueError(f"not an s3:// URI: {uri!r}")

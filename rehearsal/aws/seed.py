@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 
 # The deployed default (stacks/config.py); its Spark line decides which local Spark runs the steps.
 SEEDED_RELEASE_LABEL = "emr-7.10.0"
@@ -93,28 +96,28 @@ def seed(
     clients("ses").verify_email_identity(EmailAddress=sender_email)
     secret_ids = _create_secrets(clients("secretsmanager"))
 
-    pipeline_config = {
-        "region": region,
-        "release_label": SEEDED_RELEASE_LABEL,
-        "service_role": SERVICE_ROLE,
-        "job_flow_role": INSTANCE_PROFILE,
+    pipeline_config = EmrPipelineVariable(
+        region=region,
+        release_label=SEEDED_RELEASE_LABEL,
+        service_role=SERVICE_ROLE,
+        job_flow_role=INSTANCE_PROFILE,
         **network,
-        "log_uri": f"s3://{LOGS_BUCKET}/{EMR_LOG_PREFIX}",
-        "steps_uri": f"s3://{CODE_BUCKET}/{STEPS_PREFIX}",
-        "input_uri": f"s3://{DATA_BUCKET}/{INPUT_KEY}",
-        "output_uri": f"s3://{DATA_BUCKET}/{OUTPUT_PREFIX}",
-        "hive_database": "mall",
-        "primary_instance_type": "m5.xlarge",
-        "core_instance_type": "m5.xlarge",
-        "core_instance_count": 0,
-        "idle_timeout_seconds": 3600,
+        log_uri=f"s3://{LOGS_BUCKET}/{EMR_LOG_PREFIX}",
+        steps_uri=f"s3://{CODE_BUCKET}/{STEPS_PREFIX}",
+        input_uri=f"s3://{DATA_BUCKET}/{INPUT_KEY}",
+        output_uri=f"s3://{DATA_BUCKET}/{OUTPUT_PREFIX}",
+        hive_database="mall",
+        primary_instance_type="m5.xlarge",
+        core_instance_type="m5.xlarge",
+        core_instance_count=0,
+        idle_timeout_seconds=3600,
         # What the stack renders (contracts §1): AmazonEMRServicePolicy_v2's tag and the ownership tag.
-        "cluster_tags": {"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
-        "sender_email": sender_email,
-        "alert_email": alert_email,
+        cluster_tags={"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
+        sender_email=sender_email,
+        alert_email=alert_email,
         # Optional in contracts §1: the sensors check every second so a run stays short.
-        "poll_interval_seconds": 1,
-    }
+        poll_interval_seconds=1,
+    ).to_dict()
     return SeededResources(pipeline_config=pipeline_config, secret_ids=secret_ids)
 
 
@@ -130,10 +133,9 @@ def _create_emr_roles(iam: Any) -> None:
         )
 
     iam.create_role(RoleName=SERVICE_ROLE, AssumeRolePolicyDocument=trust("elasticmapreduce.amazonaws.com"))
-    try:
+    # moto loads AWS-managed policies only on request; the role itself is what EMR checks.
+    with contextlib.suppress(iam.exceptions.NoSuchEntityException):
         iam.attach_role_policy(RoleName=SERVICE_ROLE, PolicyArn=_EMR_SERVICE_POLICY_ARN)
-    except iam.exceptions.NoSuchEntityException:
-        pass  # moto loads AWS-managed policies only on request; the role itself is what EMR checks
     iam.create_role(RoleName=EC2_ROLE, AssumeRolePolicyDocument=trust("ec2.amazonaws.com"))
     iam.put_role_policy(
         RoleName=EC2_ROLE,

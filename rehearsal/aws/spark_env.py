@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from stacks.config import REPO_ROOT
+
 MIN_JAVA_MAJOR = 17
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Release label prefix -> the Spark line (major.minor) EMR ships in it. emr-7.0.0 .. emr-7.12.0 all
 # ship Spark 3.5.x (AWS "Spark release history"); emr-spark-8.x has Spark 4 but no Hive, which the
@@ -120,7 +121,7 @@ def spark_line(release_label: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interpreter_pyspark(python: Path) -> tuple[Path, str]:
     """(pyspark directory, pyspark version) of another interpreter."""
     probe = "import json, pyspark; print(json.dumps([pyspark.__file__, pyspark.__version__]))"

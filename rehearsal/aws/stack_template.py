@@ -26,8 +26,8 @@ from typing import Any
 
 from airflow_assets.bootstrap import node_env_file
 from rehearsal.aws.cfn_values import ExampleValues, render
+from stacks.config import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_ENV_PATH = node_env_file.PATH_ON_NODE  # where cfn-init writes it
 PIPELINE_PARAMETER = "EMR_PIPELINE_JSON"
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9]+)(?:\.([A-Za-z0-9]+))?>")
@@ -138,7 +138,7 @@ class _Binder:
         match = re.fullmatch(pattern, actual)
         if not match:
             raise ValueError(f"rehearsal: the seeded {what} {actual!r} does not fit the template's {shaped!r}")
-        for key, value in zip(names, match.groups()):
+        for key, value in zip(names, match.groups(), strict=True):
             self._set(what, key, value)
         return True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rehearsal.aws.s3_uri import S3_URI_PATTERN, S3Location
+from rehearsal.aws.s3_uri import S3_URI_PATTERN, S3Uri
 
 COMMAND_RUNNER_JARS = ("command-runner.jar",)
 LOCAL_MASTER = "local[2]"
@@ -63,17 +63,17 @@ class StepCommand:
         if self.tool != "spark-submit":
             return False
         options, _ = _split_spark_submit(list(self.args), keep_cluster_options=True)
-        pairs = dict(zip(options[::2], options[1::2]))
-        confs = dict(value.split("=", 1) for name, value in zip(options[::2], options[1::2]) if name in ("--conf", "-c") and "=" in value)
+        pairs = dict(zip(options[::2], options[1::2], strict=False))
+        confs = dict(value.split("=", 1) for name, value in zip(options[::2], options[1::2], strict=False) if name in ("--conf", "-c") and "=" in value)
         mode = pairs.get("--deploy-mode") or confs.get("spark.submit.deployMode", "client")
         return mode.strip() == "cluster"
 
-    def s3_locations(self) -> list[S3Location]:
+    def s3_locations(self) -> list[S3Uri]:
         """Every distinct s3:// location named anywhere in the arguments, in order of appearance."""
-        seen: dict[S3Location, None] = {}
+        seen: dict[S3Uri, None] = {}
         for arg in self.args:
             for match in S3_URI_PATTERN.finditer(arg):
-                seen.setdefault(S3Location.parse(match.group(0)), None)
+                seen.setdefault(S3Uri.parse(match.group(0)), None)
         return list(seen)
 
 
@@ -105,8 +105,8 @@ def _hive_script_args(args: Sequence[str]) -> list[str]:
     return list(args[args.index("--args") + 1 :])
 
 
-def rewrite_s3_uris(arg: str, to_local: Callable[[S3Location], str]) -> str:
-    return S3_URI_PATTERN.sub(lambda m: to_local(S3Location.parse(m.group(0))), arg)
+def rewrite_s3_uris(arg: str, to_local: Callable[[S3Uri], str]) -> str:
+    return S3_URI_PATTERN.sub(lambda m: to_local(S3Uri.parse(m.group(0))), arg)
 
 
 def local_argv(
@@ -115,7 +115,7 @@ def local_argv(
     spark_sql: str,
     spark_submit: str,
     cluster_confs: dict[str, str],
-    to_local: Callable[[S3Location], str],
+    to_local: Callable[[S3Uri], str],
 ) -> list[str]:
     """The local command line for the step, with s3:// URIs mapped by `to_local`."""
     confs = [part for key, value in cluster_confs.items() for part in ("--conf", f"{key}={value}")]

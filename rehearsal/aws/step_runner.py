@@ -25,7 +25,7 @@ from moto.emr.models import Cluster, Step
 from rehearsal.aws import emr_state
 from rehearsal.aws.emr_launch import EmrRoles, profile_problem
 from rehearsal.aws.s3_mirror import S3Mirror
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 from rehearsal.aws.spark_env import SparkEnvironment
 from rehearsal.aws.step_commands import StepCommand, local_argv, parse_step
 
@@ -98,7 +98,7 @@ class StepRunner:
         self._claimed: set[str] = set()
         self._validated: set[str] = set()
         self._ended: dict[str, str] = {}
-        self._cluster_locations: dict[str, dict[S3Location, None]] = {}
+        self._cluster_locations: dict[str, dict[S3Uri, None]] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._thread = threading.Thread(target=self._loop, name="emr-step-runner", daemon=True)
@@ -325,7 +325,7 @@ class StepRunner:
                     cluster, step, tuple(driver_dir.iterdir()), folder=f"containers/{_application_id(step.id)}/driver"
                 )
 
-    def _locations_for(self, cluster: Cluster, command: StepCommand) -> list[S3Location]:
+    def _locations_for(self, cluster: Cluster, command: StepCommand) -> list[S3Uri]:
         """This step's s3:// locations plus those of the cluster's earlier steps.
 
         A later step may reach an earlier step's location only through the metastore (a table's
@@ -454,7 +454,7 @@ class StepRunner:
             uri = self._log_location(cluster, step, path.name, folder)
             if uri is None or not path.exists():
                 continue
-            target = S3Location.parse(uri)
+            target = S3Uri.parse(uri)
             try:
                 s3.upload_file(str(path), target.bucket, target.key)
             except Exception as exc:  # like EMR, an unwritable LogUri loses logs, not the step

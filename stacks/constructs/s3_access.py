@@ -19,14 +19,14 @@ FOLDER_MARKER_SUFFIX = "_$folder$"
 
 
 @dataclass(frozen=True)
-class S3Location:
+class S3GrantScope:
     """An s3://bucket/key URI split into IAM resource ARNs."""
 
     bucket: str
     key: str
 
     @classmethod
-    def parse(cls, uri: str) -> S3Location:
+    def parse(cls, uri: str) -> S3GrantScope:
         match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
         if not match:
             raise ValueError(f"not an s3://bucket/key URI (a bucket root is not a location the pipeline may own): {uri}")
@@ -66,7 +66,7 @@ def as_prefix(uri: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
 
 
-def _bucket_level(location: S3Location) -> list[iam.PolicyStatement]:
+def _bucket_level(location: S3GrantScope) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
             actions=["s3:ListBucket"],
@@ -80,26 +80,26 @@ def _bucket_level(location: S3Location) -> list[iam.PolicyStatement]:
 
 def s3_read(uri: str) -> list[iam.PolicyStatement]:
     """Read one object (exactly that key) or every object under a prefix (URI ending in /)."""
-    location = S3Location.parse(uri)
+    location = S3GrantScope.parse(uri)
     return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.objects_arn]), *_bucket_level(location)]
 
 
 def s3_write(uri: str) -> list[iam.PolicyStatement]:
     """Read, write and delete every object under the prefix `uri` (a trailing slash is implied)."""
-    location = S3Location.parse(as_prefix(uri))
+    location = S3GrantScope.parse(as_prefix(uri))
     return [iam.PolicyStatement(actions=OBJECT_WRITE_ACTIONS, resources=[location.objects_arn]), *_bucket_level(location)]
 
 
 def emrfs_read(uri: str) -> list[iam.PolicyStatement]:
     """`s3_read`, plus the HEADs EMRFS makes on the directory holding it (Hive's table LOCATION)."""
-    location = S3Location.parse(uri)
+    location = S3GrantScope.parse(uri)
     probes = [location.object_arn(key) for key in location.directory_keys]
     return [*s3_read(uri), *([iam.PolicyStatement(actions=["s3:GetObject"], resources=probes)] if probes else [])]
 
 
 def emrfs_write(uri: str) -> list[iam.PolicyStatement]:
     """`s3_write` of the prefix, plus EMRFS's HEAD on the prefix without its slash and its `_$folder$` marker."""
-    location = S3Location.parse(as_prefix(uri))
+    location = S3GrantScope.parse(as_prefix(uri))
     directory, marker = location.directory_keys
     return [
         *s3_write(uri),

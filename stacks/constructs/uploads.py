@@ -9,7 +9,13 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge, acknowledge_cdk_handler, acknowledge_checkov, wildcard_resource_finding
+from stacks.nag import (
+    LOG_GROUP_DEFAULT_ENCRYPTION,
+    acknowledge,
+    acknowledge_cdk_handler,
+    acknowledge_checkov,
+    wildcard_resource_finding,
+)
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache"]
 HANDLER = "aws-cdk-lib's BucketDeployment handler (runs only during deployment) copying repo files from the CDK asset bucket"

@@ -14,11 +14,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-from airflow_assets.bootstrap import node_env_file  # noqa: E402
-from rehearsal.nodes import free_port  # noqa: E402
-from rehearsal.services import TlsOnlyMariaDb, new_database_credentials  # noqa: E402
+from airflow_assets.bootstrap import node_env_file
+from rehearsal.nodes import free_port
+from rehearsal.services import TlsOnlyMariaDb, new_database_credentials
+from stacks.config import REPO_ROOT
 
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
 PIPELINE_JSON = '{"region":"us-west-2","output_uri":"s3://data/output/","alert_email":"ops@example.com"}'

@@ -4,9 +4,10 @@ import time
 
 import httpx
 
-from .conftest import free_port
 from rehearsal.services import port_open
 from rehearsal.supervisor import Supervisor
+
+from .conftest import free_port
 
 
 def test_api_refuses_anonymous_requests_and_admin_logs_in_with_the_secret(bootstrap, node_secrets, tmp_path):

@@ -5,7 +5,7 @@ import sys
 import pytest
 from dotenv import dotenv_values
 
-from .conftest import BOOTSTRAP_DIR, PIPELINE_JSON
+from .conftest import BOOTSTRAP_DIR
 
 sys.path.insert(0, str(BOOTSTRAP_DIR.parent.parent))
 from rehearsal.supervisor import Unit  # noqa: E402

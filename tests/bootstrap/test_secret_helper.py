@@ -5,8 +5,9 @@ import sys
 from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import boto3
-from .conftest import BOOTSTRAP_DIR
 from cryptography.fernet import Fernet
+
+from .conftest import BOOTSTRAP_DIR
 
 sys.path.insert(0, str(BOOTSTRAP_DIR))
 import airflow_secret  # noqa: E402

@@ -12,6 +12,7 @@ from .conftest import BOOTSTRAP_DIR, free_port, run_in_unit
 sys.path.insert(0, str(BOOTSTRAP_DIR))
 import airflow_secret  # noqa: E402
 import node  # noqa: E402
+
 from rehearsal.services import RehearsalRedis  # noqa: E402
 from rehearsal.supervisor import Supervisor  # noqa: E402
 

@@ -3,15 +3,11 @@ so `from conftest import ...` would pick whichever folder's conftest was importe
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from rehearsal.aws import LocalAws
+from rehearsal.dataset import DATASET  # noqa: F401  (re-exported to the tests)
 
-from rehearsal.aws import LocalAws  # noqa: E402
-from rehearsal.dataset import DATASET  # noqa: E402,F401  (re-exported to the tests)
 FIXTURE_STEPS = Path(__file__).resolve().parent / "steps"
 TERMINAL_STEP_STATES = {"COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"}
 

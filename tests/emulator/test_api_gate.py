@@ -37,9 +37,8 @@ def test_leaving_the_block_releases_held_calls_and_stops_holding(local_aws, back
 
 
 def test_an_operation_cannot_be_held_twice(local_aws):
-    with local_aws.hold("ListClusters"):
-        with pytest.raises(RuntimeError, match="ListClusters is already held"):
-            with local_aws.hold("ListClusters"):
-                pass
+    held_twice = pytest.raises(RuntimeError, match="ListClusters is already held")
+    with local_aws.hold("ListClusters"), held_twice, local_aws.hold("ListClusters"):
+        pass
     with local_aws.hold("ListClusters"):  # free again once the first block ended
         pass

@@ -9,8 +9,9 @@ from botocore.exceptions import ClientError
 
 from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY, NODE_ROLE_ACCESS_KEY, node_access_key
 from rehearsal.aws.seed import EC2_ROLE
+from stacks.config import REPO_ROOT
 
-from .emulator_support import REPO_ROOT, start_cluster
+from .emulator_support import start_cluster
 
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 MANAGED_POLICY_TAG = "for-use-with-amazon-emr-managed-policies"

@@ -14,18 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
 
-from .emulator_support import DATASET, FIXTURE_STEPS, REPO_ROOT
+from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 from rehearsal.aws import LocalAws
+from stacks.config import REPO_ROOT
 
-
-def contract_pipeline_keys() -> tuple[set[str], set[str]]:
-    """(required, optional) keys of the emr_pipeline Variable from docs/contracts.md §1."""
-    text = (REPO_ROOT / "docs" / "contracts.md").read_text()
-    section = text.split("## 1.", 1)[1].split("\n## ", 1)[0]
-    required, optional = set(), set()
-    for key, meaning in re.findall(r"^\| `([a-z_]+)` \|[^|]*\|([^|]*)\|", section, re.MULTILINE):
-        (optional if meaning.strip().startswith("optional") else required).add(key)
-    return required, optional
+from .emulator_support import DATASET, FIXTURE_STEPS
 
 
 def contract_secret_parameters() -> set[str]:
@@ -34,12 +27,10 @@ def contract_secret_parameters() -> set[str]:
     return set(re.findall(r"^\| `([A-Z_]+_SECRET_ID|DB_SECRET_ID)` \|", section, re.MULTILINE))
 
 
-def test_pipeline_config_has_every_contract_key_and_nothing_unknown(local_aws):
-    required, optional = contract_pipeline_keys()
-    assert required, "contracts §1 table not found"
+def test_pipeline_config_is_a_valid_variable(local_aws):
     config = local_aws.pipeline_config
-    assert required <= set(config)
-    assert set(config) <= required | optional
+    # from_dict names any missing, unknown or malformed key.
+    assert EmrPipelineVariable.from_dict(config).to_dict() == config
     assert config["region"] == local_aws.region
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.aws.s3_mirror import MirrorConflictError, S3Mirror
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 
 BUCKET = "airflow-emr-data"
 
@@ -28,7 +28,7 @@ def test_pull_downloads_the_prefix_and_removes_what_s3_no_longer_has(local_aws, 
     put(local_aws, prefix + "out/a.parquet", b"a")
     put(local_aws, prefix + "out/sub/b.parquet", b"b")
     put(local_aws, prefix + "outside.txt")
-    location = S3Location(BUCKET, prefix + "out/")
+    location = S3Uri(BUCKET, prefix + "out/")
     mirror.pull([location])
     root = mirror.local_path(location)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
@@ -48,7 +48,7 @@ def test_push_uploads_new_and_changed_files_and_deletes_removed_ones(local_aws, 
     put(local_aws, prefix + "out/keep.txt", b"keep")
     put(local_aws, prefix + "out/replace.txt", b"old")
     put(local_aws, prefix + "out/remove.txt", b"gone")
-    location = S3Location(BUCKET, prefix + "out/")
+    location = S3Uri(BUCKET, prefix + "out/")
     before = mirror.pull([location])
     root = mirror.local_path(location)
 
@@ -68,7 +68,7 @@ def test_push_uploads_new_and_changed_files_and_deletes_removed_ones(local_aws, 
 
 
 def test_a_missing_prefix_is_not_created_locally(mirror, prefix):
-    location = S3Location(BUCKET, prefix + "not-yet/")
+    location = S3Uri(BUCKET, prefix + "not-yet/")
     assert mirror.pull([location]) == {}
     assert not mirror.local_path(location).exists()
     assert mirror.to_local(location).endswith("/not-yet/")
@@ -77,17 +77,17 @@ def test_a_missing_prefix_is_not_created_locally(mirror, prefix):
 def test_a_single_object_location_mirrors_just_that_file(local_aws, mirror, prefix):
     put(local_aws, prefix + "data.csv", b"a,b\n")
     put(local_aws, prefix + "data.csv.bak", b"no")
-    location = S3Location(BUCKET, prefix + "data.csv")
+    location = S3Uri(BUCKET, prefix + "data.csv")
     mirror.pull([location])
     assert mirror.local_path(location).read_bytes() == b"a,b\n"
-    assert not mirror.local_path(S3Location(BUCKET, prefix + "data.csv.bak")).exists()
+    assert not mirror.local_path(S3Uri(BUCKET, prefix + "data.csv.bak")).exists()
 
 
 def test_an_object_that_is_also_a_prefix_is_a_clear_error(local_aws, mirror, prefix):
     put(local_aws, prefix + "both")
     put(local_aws, prefix + "both/child")
     with pytest.raises(MirrorConflictError, match="both an object and a prefix"):
-        mirror.pull([S3Location(BUCKET, prefix)])
+        mirror.pull([S3Uri(BUCKET, prefix)])
 
 
 class RecordingClient:
@@ -129,7 +129,7 @@ def test_push_makes_emrfs_requests_and_uploads_in_the_order_the_step_wrote_the_f
 
     client = RecordingClient(local_aws.client("s3"))
     mirror = S3Mirror(client, tmp_path / "mirror")
-    location = S3Location(BUCKET, prefix + "out/")
+    location = S3Uri(BUCKET, prefix + "out/")
     before = mirror.pull([location])
     out = prefix + "out"
     # getFileStatus of the directory: HEAD key, HEAD marker, list `key/`.
@@ -161,9 +161,9 @@ def test_a_write_the_instance_role_may_not_make_is_access_denied_naming_principa
 
     mirror = S3Mirror(local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY), tmp_path / "instance")
     input_uri = local_aws.pipeline_config["input_uri"]
-    folder = S3Location.parse(input_uri.rsplit("/", 1)[0] + "/")
+    folder = S3Uri.parse(input_uri.rsplit("/", 1)[0] + "/")
     before = mirror.pull([folder])  # the steps may read the input's folder (EMRFS's HEADs and listing)
-    assert mirror.local_path(S3Location.parse(input_uri)).is_file()
+    assert mirror.local_path(S3Uri.parse(input_uri)).is_file()
     (mirror.local_path(folder) / "extra.csv").write_text("x")
     with pytest.raises(EmrfsError) as denied:
         mirror.push([folder], before)
@@ -182,4 +182,4 @@ def test_a_denied_head_is_named_too(local_aws, tmp_path, prefix):
     put(local_aws, prefix + "private.csv")
     mirror = S3Mirror(local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY), tmp_path / "instance")
     with pytest.raises(EmrfsError, match=r"AccessDenied: EMRFS HeadObject .* is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::"):
-        mirror.pull([S3Location(BUCKET, prefix + "private.csv")])
+        mirror.pull([S3Uri(BUCKET, prefix + "private.csv")])

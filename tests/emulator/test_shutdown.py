@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from .emulator_support import DATASET, FIXTURE_STEPS, command_step, start_cluster, wait_for
 from rehearsal.aws import LocalAws
+
+from .emulator_support import DATASET, FIXTURE_STEPS, command_step, start_cluster, wait_for
 
 
 def test_leaving_the_context_kills_the_running_step(tmp_path):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from .emulator_support import DATASET, REPO_ROOT, cluster_state, command_step, start_cluster, wait_for, wait_for_steps
+from stacks.config import REPO_ROOT
+
+from .emulator_support import DATASET, cluster_state, command_step, start_cluster, wait_for, wait_for_steps
 
 SPARK_TIMEOUT = 300
 
@@ -201,7 +202,7 @@ def test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line(loc
         assert ".venv-emr/" in controller and "/pyspark/bin/spark-submit" in controller
 
     table = local_aws.read_published(output)
-    rows = list(zip(table.column("spending_score").to_pylist(), table.column("customer_id").to_pylist()))
+    rows = list(zip(table.column("spending_score").to_pylist(), table.column("customer_id").to_pylist(), strict=True))
     assert table.num_rows == 200, "exactly the named object's rows, not another.csv beside it"
     assert rows == sorted(rows)
     expected_ids = [int(line.split(",")[0]) for line in Path(DATASET).read_text().splitlines()[1:] if line.strip()]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rehearsal.aws.s3_uri import S3Location
+from rehearsal.aws.s3_uri import S3Uri
 from rehearsal.aws.step_commands import UnsupportedStepError, local_argv, parse_step
 
 CONFS = {"spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": "/wh"}
 
 
-def to_local(location: S3Location) -> str:
+def to_local(location: S3Uri) -> str:
     return f"/mirror/{location.bucket}/{location.key}"
 
 
@@ -85,7 +85,7 @@ def test_referenced_locations_are_found_inside_arguments_once_each():
         ["spark-submit", "--py-files", "s3://c/a.zip,s3://c/b.py", "s3://c/job.py", "in=s3://d/in/", "s3://d/in/"],
     )
     assert step.s3_locations() == [
-        S3Location("c", "a.zip"), S3Location("c", "b.py"), S3Location("c", "job.py"), S3Location("d", "in/"),
+        S3Uri("c", "a.zip"), S3Uri("c", "b.py"), S3Uri("c", "job.py"), S3Uri("d", "in/"),
     ]
 
 
@@ -115,7 +115,7 @@ def test_unsupported_steps_say_what_is_wrong(jar, args, message):
     ],
 )
 def test_location_covers_the_object_and_everything_under_it(uri, key, covered, not_covered):
-    location = S3Location.parse(uri)
+    location = S3Uri.parse(uri)
     assert location.key == key
     assert all(location.covers(k) for k in covered)
     assert not any(location.covers(k) for k in not_covered)
@@ -123,4 +123,4 @@ def test_location_covers_the_object_and_everything_under_it(uri, key, covered, n
 
 def test_not_an_s3_uri_is_rejected():
     with pytest.raises(ValueError, match="not an s3:// URI"):
-        S3Location.parse("/local/path")
+        S3Uri.parse("/local/path")

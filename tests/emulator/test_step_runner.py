@@ -151,19 +151,19 @@ def test_airflow_emr_sensors_read_the_failure_through_the_aws_default_connection
 def test_later_steps_keep_the_earlier_steps_locations_in_sync(local_aws):
     from types import SimpleNamespace
 
-    from rehearsal.aws.s3_uri import S3Location
+    from rehearsal.aws.s3_uri import S3Uri
     from rehearsal.aws.step_commands import parse_step
 
     runner, cluster = local_aws._runner, SimpleNamespace(id="j-LOCATIONS")
     hive = parse_step("command-runner.jar", ["hive", "-f", "s3://c/a.hql", "--hivevar", "in=s3://d/in/"])
     spark = parse_step("command-runner.jar", ["spark-submit", "s3://c/job.py", "--output", "s3://d/out/"])
-    assert runner._locations_for(cluster, hive) == [S3Location("c", "a.hql"), S3Location("d", "in/")]
+    assert runner._locations_for(cluster, hive) == [S3Uri("c", "a.hql"), S3Uri("d", "in/")]
     # The Spark step reads the table whose LOCATION the hive step named: s3://d/in/ is synced too.
     assert runner._locations_for(cluster, spark) == [
-        S3Location("c", "a.hql"), S3Location("d", "in/"), S3Location("c", "job.py"), S3Location("d", "out/"),
+        S3Uri("c", "a.hql"), S3Uri("d", "in/"), S3Uri("c", "job.py"), S3Uri("d", "out/"),
     ]
     assert runner._locations_for(SimpleNamespace(id="j-OTHER"), spark) == [
-        S3Location("c", "job.py"), S3Location("d", "out/"),
+        S3Uri("c", "job.py"), S3Uri("d", "out/"),
     ]
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env, render
+from stacks.config import REPO_ROOT
+
+from .infra_support import VARIANTS, node_env, parse_env, render
 
 BOOTSTRAP = REPO_ROOT / "airflow_assets" / "bootstrap"
 
@@ -33,7 +35,7 @@ def bootstrap_node_module():
 
 
 def instances(assembly):
-    return {k: v for k, v in assembly.resources("AWS::EC2::Instance").items()}
+    return dict(assembly.resources("AWS::EC2::Instance"))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .infra_support import REPO_ROOT, VARIANTS
+from stacks.config import REPO_ROOT
+
+from .infra_support import VARIANTS
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 

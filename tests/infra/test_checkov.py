@@ -15,7 +15,9 @@ import subprocess
 
 import pytest
 
-from .infra_support import REPO_ROOT, VARIANTS
+from stacks.config import REPO_ROOT
+
+from .infra_support import VARIANTS
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 

@@ -173,7 +173,7 @@ def test_buckets_private_ssl_encrypted_logged(policy, auto_delete):
     access_logs = stack.resolve(buckets.access_logs.bucket_name)
     for logical_id, bucket in all_buckets.items():
         props = bucket["Properties"]
-        assert props["PublicAccessBlockConfiguration"] == {k: True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")}
+        assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True)
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
         assert bucket["DeletionPolicy"] == ("Delete" if auto_delete else "Retain")
         if {"Ref": logical_id} != access_logs:
@@ -367,19 +367,19 @@ def test_airflow_node_rejects_unknown_roles():
     ],
 )
 def test_s3_location_grants_an_object_exactly_and_a_prefix_with_its_contents(uri, prefix, objects):
-    from stacks.constructs.s3_access import S3Location
+    from stacks.constructs.s3_access import S3GrantScope
 
-    location = S3Location.parse(uri)
+    location = S3GrantScope.parse(uri)
     assert location.bucket == "b" and location.prefix == prefix
     assert location.objects_arn.endswith(f":s3:::b/{objects}")
 
 
 @pytest.mark.parametrize("uri", ["https://b/key", "s3://b/", "s3://b"])
 def test_s3_location_rejects_other_schemes_and_bucket_roots(uri):
-    from stacks.constructs.s3_access import S3Location
+    from stacks.constructs.s3_access import S3GrantScope
 
     with pytest.raises(ValueError, match="not an s3://bucket/key URI"):
-        S3Location.parse(uri)
+        S3GrantScope.parse(uri)
 
 
 def test_cluster_dns_names_the_api_server_in_a_private_zone():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .infra_support import REPO_ROOT
+from stacks.config import REPO_ROOT
 
 
 def load_diagram_module():
@@ -17,7 +17,8 @@ def load_diagram_module():
 def test_committed_diagram_is_up_to_date(dev):
     diagram = load_diagram_module()
     expected = diagram.render(dev.outdir, dev.stack_name)
-    assert (REPO_ROOT / "docs" / "architecture.md").read_text() == expected, "run .venv/bin/python scripts/diagram.py"
+    committed = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    assert committed == diagram.page_with(expected, committed), "run .venv/bin/python scripts/diagram.py"
 
 
 def test_readme_carries_the_same_diagram(dev):

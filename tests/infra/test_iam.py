@@ -17,9 +17,10 @@ from rehearsal.aws import emrfs, iam_lint
 from rehearsal.aws.cfn_values import ExampleValues
 from rehearsal.aws.emr_launch import EMR_LAUNCH, EmrRoles, assume_context, launch_requests, request_tags
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
+from stacks.config import REPO_ROOT
 from stacks.nag import EMR_TAG_KEY as MANAGED_POLICY_TAG
 
-from .infra_support import REPO_ROOT, VARIANTS
+from .infra_support import VARIANTS
 
 ACCOUNT = ExampleValues.ACCOUNT
 FOREIGN_ACCOUNT = "999999999999"

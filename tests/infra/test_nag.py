@@ -8,7 +8,9 @@ import re
 import pytest
 
 import stacks.nag
-from .infra_support import REPO_ROOT, VARIANTS, synthesize
+from stacks.config import REPO_ROOT
+
+from .infra_support import VARIANTS, synthesize
 
 
 def violations(report: dict, plugin: str = "AwsSolutions") -> set[tuple[str, str]]:

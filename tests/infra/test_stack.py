@@ -8,7 +8,10 @@ import re
 import pytest
 from aws_cdk.assertions import Template
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
+from airflow_assets.dags.emr_pipeline.variable import OPTIONAL_KEYS, REQUIRED_KEYS, EmrPipelineVariable
+from stacks.config import REPO_ROOT
+
+from .infra_support import VARIANTS, node_env, parse_env
 
 CONTRACTS = (REPO_ROOT / "docs" / "contracts.md").read_text()
 
@@ -26,6 +29,12 @@ def contract_keys(section: str, *, optional: bool) -> set[str]:
                 if row_is_optional == optional:
                     keys |= set(re.findall(r"`([A-Za-z_]+)`", line.split("|")[1]))
     return keys
+
+
+def test_contracts_section_1_documents_exactly_the_variables_keys():
+    """The table explains the keys; variable.py defines them."""
+    assert contract_keys("1.", optional=False) == set(REQUIRED_KEYS)
+    assert contract_keys("1.", optional=True) == set(OPTIONAL_KEYS)
 
 
 def emr_pipeline(env: dict[str, str]) -> dict:
@@ -70,8 +79,8 @@ def test_every_node_verifies_the_database_certificate_with_the_rds_ca_bundle(ass
 
 def test_emr_pipeline_has_exactly_the_contract_keys_from_real_resources(dev):
     pipeline = emr_pipeline(parse_env(node_env(dev.template, "SchedulerInstance")))
-    assert contract_keys("1.", optional=False) <= set(pipeline)
-    assert set(pipeline) <= contract_keys("1.", optional=False) | contract_keys("1.", optional=True)
+    # from_dict names any missing, unknown or malformed key.
+    assert EmrPipelineVariable.from_dict(pipeline).to_dict() == pipeline
     assert pipeline["service_role"].startswith("<EmrRolesServiceRole")
     assert pipeline["job_flow_role"].startswith("<EmrRolesInstanceProfile")
     assert pipeline["subnet_id"].startswith("<NetworkVpcprivateSubnet1")

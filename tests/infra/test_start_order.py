@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import sys
 import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
 
+from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
-from .infra_support import REPO_ROOT, VARIANTS, node_env, parse_env
+from .infra_support import VARIANTS, node_env, parse_env
 
 sys.path.insert(0, str(REPO_ROOT))
 from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
 from rehearsal.aws.seed import _create_secrets  # noqa: E402
 from rehearsal.aws.stack_template import template_nodes  # noqa: E402
-from rehearsal.nodes import FAST_SCHEDULING, Node, free_port  # noqa: E402
+from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E402
 from rehearsal.supervisor import Supervisor  # noqa: E402
 
 
@@ -135,7 +135,7 @@ def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, t
             }
             assert params["API_SERVER_HOST"] == written["API_SERVER_HOST"]
             # Bootstrapped with the template's cfn-init env map; sqlite is a shape the template does not have.
-            node = Node(role, root, params, template_nodes(template)[role], same_keys_as_template=False)
+            node = RehearsalHost(role, root, params, template_nodes(template)[role], same_keys_as_template=False)
             node.write_node_env()
             for phase in ("configure", "start"):
                 node.phase(phase)

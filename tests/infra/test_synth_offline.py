@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .infra_support import REPO_ROOT
+from stacks.config import REPO_ROOT
 
 CDK_CLI = "aws-cdk@2.1148.1"
 

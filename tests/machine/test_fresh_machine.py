@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from stacks.config import REPO_ROOT
+
 BUILD_HEADERS = {"pkg-config", "default-libmysqlclient-dev", "build-essential"}
 
 STAND_INS = {
@@ -69,7 +70,7 @@ def test_targets_install_the_build_headers_before_the_virtualenv(target, tmp_pat
     calls, result = run_make(target, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     pip_install = first(calls, "uv pip install")
-    assert BUILD_HEADERS <= installed_before(calls, pip_install), calls
+    assert installed_before(calls, pip_install) >= BUILD_HEADERS, calls
 
 
 def test_demo_installs_java_and_rsync_before_it_runs(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from stacks.config import REPO_ROOT
 
 CDK_CLI_STAND_IN = f'''#!{sys.executable}
 import json, os, subprocess, sys

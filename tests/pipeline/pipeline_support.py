@@ -15,41 +15,37 @@ from pathlib import Path
 
 import pyarrow as pa
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # the rehearsal package locates each Spark line
-    sys.path.insert(0, str(REPO))
-from rehearsal.aws.spark_env import SparkEnvironment, find_spark_environment  # noqa: E402
+from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
+from rehearsal.aws.spark_env import SparkEnvironment, find_spark_environment
+from rehearsal.dataset import DATASET  # ../shared/data, else sample_data/
+from stacks.config import REPO_ROOT
 
-DAGS_FOLDER = REPO / "airflow_assets" / "dags"
-EMR_STEPS = REPO / "emr_steps"
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+DAGS_FOLDER = REPO_ROOT / "airflow_assets" / "dags"
+EMR_STEPS = REPO_ROOT / "emr_steps"
 
-from rehearsal.dataset import DATASET  # noqa: E402  (../shared/data, else sample_data/)
-
-PIPELINE_CONFIG = {
-    "region": "us-east-1",
-    "release_label": "emr-7.10.0",
-    "service_role": "AirflowEmr-ServiceRole",
-    "job_flow_role": "AirflowEmr-InstanceProfile",
-    "subnet_id": "subnet-0123456789abcdef0",
-    "emr_managed_primary_sg": "sg-0000000000000000a",
-    "emr_managed_core_sg": "sg-0000000000000000b",
-    "service_access_sg": "sg-0000000000000000c",
-    "log_uri": "s3://logs-bucket/emr/",
-    "steps_uri": "s3://code-bucket/emr_steps/",
-    "input_uri": "s3://data-bucket/input/mall_customers/Mall_Customers.csv",
-    "output_uri": "s3://data-bucket/output/customers_by_spending_score/",
-    "hive_database": "mall",
-    "primary_instance_type": "m5.xlarge",
-    "core_instance_type": "m5.xlarge",
-    "core_instance_count": 0,
-    "idle_timeout_seconds": 3600,
-    "cluster_tags": {"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-dev"},
-    "sender_email": "airflow@example.com",
-    "alert_email": "ops@example.com",
-    "poll_interval_seconds": 1,
-}
+PIPELINE_CONFIG = EmrPipelineVariable(
+    region="us-east-1",
+    release_label="emr-7.10.0",
+    service_role="AirflowEmr-ServiceRole",
+    job_flow_role="AirflowEmr-InstanceProfile",
+    subnet_id="subnet-0123456789abcdef0",
+    emr_managed_primary_sg="sg-0000000000000000a",
+    emr_managed_core_sg="sg-0000000000000000b",
+    service_access_sg="sg-0000000000000000c",
+    log_uri="s3://logs-bucket/emr/",
+    steps_uri="s3://code-bucket/emr_steps/",
+    input_uri="s3://data-bucket/input/mall_customers/Mall_Customers.csv",
+    output_uri="s3://data-bucket/output/customers_by_spending_score/",
+    hive_database="mall",
+    primary_instance_type="m5.xlarge",
+    core_instance_type="m5.xlarge",
+    core_instance_count=0,
+    idle_timeout_seconds=3600,
+    cluster_tags={"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-dev"},
+    sender_email="airflow@example.com",
+    alert_email="ops@example.com",
+    poll_interval_seconds=1,
+).to_dict()
 
 HEADER = "CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)"
 EXPECTED_SCHEMA = pa.schema(

@@ -152,8 +152,8 @@ def test_failed_dag_2_fails_the_run_but_still_terminates_and_mails(run_dag_1, aw
 
 
 def test_failed_termination_is_reported_and_fails_the_run(run_dag_1, aws, dagbag, monkeypatch):
-    from moto.emr.models import ElasticMapReduceBackend
     from moto.emr.exceptions import ValidationException
+    from moto.emr.models import ElasticMapReduceBackend
 
     def refuse(self, job_flow_ids):
         raise ValidationException("termination refused by the test")
@@ -357,8 +357,9 @@ def put_object(uri: str, body: str) -> None:
 
 
 def test_pointer_name_matches_the_sort_job():
-    from emr_pipeline.diagnosis import LATEST_POINTER
     from pipeline_support import EMR_STEPS
+
+    from emr_pipeline.diagnosis import LATEST_POINTER
 
     assert f"LATEST = {LATEST_POINTER!r}".replace("'", '"') in (EMR_STEPS / "sort_by_spending_score.py").read_text()
 
@@ -380,6 +381,7 @@ def test_success_mail_states_the_published_run_and_output_schema(run_dag_1, aws)
 def test_failure_mail_gives_the_steps_error_line_and_emrs_failure_details(run_dag_1, aws):
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.emr.models import emr_backends
+
     from rehearsal.aws import emr_state
 
     log_file = "s3://logs-bucket/emr/j-X/steps/s-X/stderr"

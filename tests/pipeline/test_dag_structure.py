@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG, REPO
+from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG, REPO_ROOT
 
 DAG_1_CHAIN = ["create_emr_cluster", "trigger_dag_2", "wait_for_dag_2", "terminate_emr_cluster", "email_outcome"]
 DAG_2_CHAIN = ["load_into_hive", "wait_for_load_into_hive", "sort_and_write_parquet", "wait_for_sort_and_write_parquet"]
@@ -32,7 +31,7 @@ def test_dag_import_needs_no_variable(monkeypatch):
 def test_task_chain(dagbag, dag_id, chain):
     dag = dagbag.dags[dag_id]
     assert [t.task_id for t in dag.topological_sort()] == chain
-    for upstream, downstream in zip(chain, chain[1:]):
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert upstream in dag.get_task(downstream).upstream_task_ids
 
 
@@ -51,9 +50,9 @@ SENSORS = [("dag_1", "wait_for_dag_2"), ("dag_2", "wait_for_load_into_hive"), ("
 
 
 def test_sensors_do_not_hold_worker_slots_and_fail_fast(dagbag):
-    from emr_pipeline.config import DEFAULT_SENSOR_MODE
+    from emr_pipeline.variable import DEFAULTS
 
-    assert DEFAULT_SENSOR_MODE == "deferrable"
+    assert DEFAULTS["sensor_mode"] == "deferrable"
     wait = dagbag.dags["dag_1"].get_task("wait_for_dag_2")
     assert wait.external_dag_id == "dag_2" and not wait.external_task_ids  # the whole run, not a task
     assert wait.failed_states == ["failed"] and wait.allowed_states == ["success"]
@@ -133,16 +132,16 @@ def test_sensor_targets_the_logical_date_the_trigger_published(dagbag):
             return published
 
     context = {"logical_date": None, "dag_run": None, "ti": TriggerXCom()}
-    context["dag_run"] = type("Run", (), {"run_after": datetime(2026, 11, 23, tzinfo=timezone.utc)})()
+    context["dag_run"] = type("Run", (), {"run_after": datetime(2026, 11, 23, tzinfo=UTC)})()
     assert wait._get_dttm_filter(context) == [datetime.fromisoformat(published)]
 
 
 def test_no_aws_sdk_in_product_code():
     pattern = re.compile(r"^\s*(import|from)\s+(boto3|botocore)\b", re.MULTILINE)
     offenders = [
-        str(path.relative_to(REPO))
+        str(path.relative_to(REPO_ROOT))
         for folder in ("stacks", "airflow_assets", "emr_steps")
-        for path in (REPO / folder).rglob("*.py")
+        for path in (REPO_ROOT / folder).rglob("*.py")
         if pattern.search(path.read_text())
     ]
     assert offenders == []
@@ -179,7 +178,8 @@ def render(dag, task_id, xcoms=None, params=None):
 def test_create_renders_a_complete_job_flow(dagbag):
     task = render(dagbag.dags["dag_1"], "create_emr_cluster")
     assert task.region_name == "us-east-1" and task.aws_conn_id == "aws_default"
-    overrides = ast.literal_eval(task.job_flow_overrides)
+    overrides = task.job_flow_overrides
+    assert isinstance(overrides, dict)  # rendered natively, not a literal for the operator to parse
     assert overrides["Name"] == f"dag_1-{RUN_ID}"
     assert overrides["ReleaseLabel"] == "emr-7.10.0"
     assert [a["Name"] for a in overrides["Applications"]] == ["Hadoop", "Hive", "Spark"]
@@ -199,8 +199,9 @@ def test_create_renders_a_complete_job_flow(dagbag):
 
 def test_core_group_follows_configuration():
     from emr_pipeline.job_flow import instance_groups
+    from emr_pipeline.variable import EmrPipelineVariable
 
-    groups = instance_groups({**PIPELINE_CONFIG, "core_instance_count": 2})
+    groups = instance_groups(EmrPipelineVariable.from_dict({**PIPELINE_CONFIG, "core_instance_count": 2}))
     assert [(g["InstanceRole"], g["InstanceCount"]) for g in groups] == [("MASTER", 1), ("CORE", 2)]
 
 

@@ -152,7 +152,7 @@ def test_real_dataset_sorted_by_score_then_id(batch):
     assert table.schema.remove_metadata() == EXPECTED_SCHEMA
     rows = table.to_pylist()
     assert rows == expected_rows()  # every input row, right values, ascending, ties by customer id
-    assert any(a["spending_score"] == b["spending_score"] for a, b in zip(rows, rows[1:]))  # ties exist
+    assert any(a["spending_score"] == b["spending_score"] for a, b in zip(rows, rows[1:], strict=False))  # ties exist
     assert run_folders(output) == [run] and (output / run / "_SUCCESS").is_file()
     pointer = json.loads((output / LATEST).read_text())
     assert pointer["rows"] == 200 and pointer["sorted_by"] == ["spending_score", "customer_id"]

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-
-from rehearsal.run import Rehearsal  # noqa: E402
+from rehearsal.run import Rehearsal
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, Node, cluster_nodes
+from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 
 SECRET_KEYS = ("FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID", "ADMIN_PASSWORD_SECRET_ID",
                "FLOWER_PASSWORD_SECRET_ID", "REDIS_AUTH_SECRET_ID", "DB_SECRET_ID")
@@ -26,7 +26,7 @@ class SeededAws:
 
 
 @pytest.fixture
-def scheduler(tmp_path) -> Node:
+def scheduler(tmp_path) -> RehearsalHost:
     nodes = cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow", db_port=3306,
                           db_ca_bundle=tmp_path / "db-ca.pem", redis_port=6379,
                           redis_ca_bundle=tmp_path / "redis-ca.pem", scheduler_count=1)

@@ -1,4 +1,4 @@
-"""The pipeline's configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md section 1).
+"""How the DAGs read the Airflow Variable ``emr_pipeline``, whose keys variable.py defines.
 
 Read at run time only (templates or inside callables), so DAG parsing never needs the Variable.
 """
@@ -9,20 +9,20 @@ from typing import Any
 
 from airflow.sdk import Variable
 
-VARIABLE = "emr_pipeline"
-AWS_CONN_ID = "aws_default"
+from .variable import VARIABLE, EmrPipelineVariable
 
-# Optional keys and their defaults.
-DEFAULT_POLL_INTERVAL_SECONDS = 60
-DEFAULT_SENSOR_TIMEOUT_SECONDS = 6 * 60 * 60
-# "deferrable": the wait runs as a trigger in the triggerer, so no worker slot is held and no
-# reschedule round-trips happen (those hit apache/airflow#71172). "reschedule" and "poke" remain.
-SENSOR_MODES = ("deferrable", "reschedule", "poke")
-DEFAULT_SENSOR_MODE = "deferrable"
+AWS_CONN_ID = "aws_default"
 
 
 def pipeline_config() -> dict[str, Any]:
+    """The Variable as stored, unchecked: the outcome mail must go out even when a key it does not
+    use is broken (that is what the mail then reports)."""
     return Variable.get(VARIABLE, deserialize_json=True)
+
+
+def pipeline() -> EmrPipelineVariable:
+    """The Variable, checked: every missing, unknown or malformed key is named at once."""
+    return EmrPipelineVariable.from_dict(pipeline_config())
 
 
 # Jinja expression for the whole configuration dict, for templated operator fields.
@@ -41,10 +41,3 @@ def templated(expression: str) -> str:
 def run_setting(key: str) -> str:
     """Jinja expression: the run's ``params.<key>`` when given, else the configured default."""
     return f"(params.{key} or {setting(key)})"
-
-
-def require(config: dict[str, Any], *keys: str) -> None:
-    """Fail with the names of the missing keys rather than a bare KeyError deep in a template."""
-    missing = [key for key in keys if config.get(key) in (None, "")]
-    if missing:
-        raise ValueError(f"Airflow Variable {VARIABLE!r} lacks {', '.join(missing)} (see docs/contracts.md)")

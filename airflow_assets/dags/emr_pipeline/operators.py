@@ -12,13 +12,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import timezone
 
-from .config import (
-    DEFAULT_POLL_INTERVAL_SECONDS,
-    DEFAULT_SENSOR_MODE,
-    DEFAULT_SENSOR_TIMEOUT_SECONDS,
-    SENSOR_MODES,
-    pipeline_config,
-)
+from .config import pipeline
 from .steps import STEP_NAMES
 
 # dag_2's sequential step waits (load, sort) and what its scheduling may add on top of them.
@@ -103,15 +97,12 @@ class _PollsAsConfigured:
         return super().execute(context)
 
     def poll_as_configured(self) -> None:
-        config = pipeline_config()
-        mode = config.get("sensor_mode", DEFAULT_SENSOR_MODE)
-        if mode not in SENSOR_MODES:
-            raise ValueError(f"sensor_mode must be one of {list(SENSOR_MODES)}, not {mode!r}")
-        self.deferrable = mode == "deferrable"
+        config = pipeline()  # rejects an unknown sensor_mode
+        self.deferrable = config.sensor_mode == "deferrable"
         if not self.deferrable:
-            self.mode = mode
-        self.poke_interval = float(config.get("poll_interval_seconds", DEFAULT_POLL_INTERVAL_SECONDS))
-        self.timeout = float(config.get("sensor_timeout_seconds", DEFAULT_SENSOR_TIMEOUT_SECONDS))
+            self.mode = config.sensor_mode
+        self.poke_interval = float(config.poll_interval_seconds)
+        self.timeout = float(config.sensor_timeout_seconds)
 
 
 class ConfiguredExternalTaskSensor(_PollsAsConfigured, ExternalTaskSensor):

@@ -1,0 +1,42 @@
+"""The emr_pipeline Variable's one definition: what it accepts and what it writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pipeline_support import PIPELINE_CONFIG
+
+from airflow_assets.dags.emr_pipeline.variable import DEFAULTS, EmrPipelineVariable
+
+
+def test_json_round_trip_keeps_only_chosen_optional_keys():
+    variable = EmrPipelineVariable.from_json(json.dumps(PIPELINE_CONFIG))
+    assert json.loads(variable.to_json()) == PIPELINE_CONFIG
+    assert "poll_interval_seconds" in PIPELINE_CONFIG and "sensor_mode" not in PIPELINE_CONFIG
+    assert variable.sensor_mode == DEFAULTS["sensor_mode"] == "deferrable"
+
+
+def test_every_missing_and_unknown_key_is_named_at_once():
+    broken = {k: v for k, v in PIPELINE_CONFIG.items() if k not in {"subnet_id", "log_uri"}}
+    with pytest.raises(ValueError, match="'emr_pipeline' lacks log_uri, subnet_id and has unknown keys poll_interval"):
+        EmrPipelineVariable.from_dict({**broken, "poll_interval": 5})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"idle_timeout_seconds": "3600"}, "idle_timeout_seconds must be a number, not '3600'"),
+        ({"core_instance_count": True}, "core_instance_count must be a number"),
+        ({"sensor_mode": "async"}, r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"),
+        ({"cluster_tags": ["a"]}, "cluster_tags must be an object"),
+    ],
+)
+def test_malformed_values_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        EmrPipelineVariable.from_dict({**PIPELINE_CONFIG, **change})
+
+
+def test_a_json_that_is_no_object_is_named():
+    with pytest.raises(ValueError, match="must be a JSON object, not list"):
+        EmrPipelineVariable.from_json("[]")
