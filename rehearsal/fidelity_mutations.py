@@ -111,7 +111,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (Edit("airflow_assets/bootstrap/node.py",
               'sync_tls = ["--ca-bundle", env["DB_CA_BUNDLE"]] if tls else []', "sync_tls = []"),),
         (Check(pytest("tests/bootstrap/test_db_tls.py::test_sync_and_async_engines_connect_over_verified_tls"),
-               (r"insecure transport are prohibited while --require_secure_transport=ON",)),),
+               (r"refused by a server with require_secure_transport=ON", r"Access denied|insecure transport")),),
     ),
     Mutation(
         "secure-transport-off-and-client-not-verifying",
