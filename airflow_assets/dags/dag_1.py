@@ -1,12 +1,14 @@
 """DAG_1: the EMR cluster's life -- create it, run dag_2 on it, wait, terminate it, mail the outcome.
 
 Configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md), read at run time.
-Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), the mail is always
-sent, and the run ends ``failed`` whenever any task -- including the termination -- failed.
+Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), exactly one mail is
+sent however the run ends (by ``email_outcome``, or by the failure callback when a user marked the run
+failed or it timed out), and the run ends ``failed`` whenever any task -- including the termination -- failed.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
@@ -23,6 +25,7 @@ from emr_pipeline.operators import (
     logical_date_triggered_by,
 )
 from emr_pipeline.diagnosis import failure_reasons, published_output
+from emr_pipeline.ending import MAILED_KEY, mail_unreported_failure, run_timeout
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
 
 DATA_DAG_ID = "dag_2"
@@ -71,6 +74,7 @@ def email_outcome(output_uri: str, **context) -> None:
         subject=outcome.subject,
         html_content=outcome.html(),
     )
+    ti.xcom_push(key=MAILED_KEY, value=True)  # the DAG's failure callback then sends no second mail
     if not outcome.succeeded:
         # Teardowns do not count for the run state and this task is the DAG's leaf: without this,
         # a failed termination (or anything else) would end in a green run.
@@ -86,6 +90,12 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
+    dagrun_timeout=run_timeout(),
+    # A run marked failed by a user or timed out skips email_outcome: this mails instead (emr_pipeline.ending).
+    on_failure_callback=functools.partial(
+        mail_unreported_failure, mail_task=MAIL, create_task=CREATE, terminate_task=TERMINATE,
+        trigger_task=TRIGGER, data_dag_id=DATA_DAG_ID,
+    ),
     is_paused_upon_creation=False,  # manual-only: unpaused costs nothing and avoids a silent first run
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
