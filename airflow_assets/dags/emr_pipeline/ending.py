@@ -71,7 +71,7 @@ def ending(reason: str, states: dict[str, str | None], *, mail_task: str, timeou
     if states.get(mail_task) == "skipped":
         return ("marked failed by a user (UI or REST API): Airflow failed the running tasks and skipped the "
                 "pending ones, the outcome task included; the cluster's teardown still ran")
-    return f"{mail_task} ended {states.get(mail_task)} before sending its mail (see its log)"
+    return f"the run failed ({reason or 'no reason given'}) before {mail_task} sent its mail ({mail_task}: {states.get(mail_task)})"
 
 
 def mail_unreported_failure(context: dict[str, Any], *, mail_task: str, create_task: str, terminate_task: str,
