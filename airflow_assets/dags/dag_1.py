@@ -8,7 +8,6 @@ failed or it timed out), and the run ends ``failed`` whenever any task -- includ
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
@@ -25,7 +24,7 @@ from emr_pipeline.operators import (
     logical_date_triggered_by,
 )
 from emr_pipeline.diagnosis import failure_reasons, published_output
-from emr_pipeline.ending import MAILED_KEY, mail_unreported_failure, run_timeout
+from emr_pipeline.ending import MAILED_KEY, run_timeout, unreported_ending_mailer
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
 
 DATA_DAG_ID = "dag_2"
@@ -37,6 +36,9 @@ CREATE, TRIGGER, WAIT, TERMINATE, MAIL = (
     "email_outcome",
 )
 REGION = templated(setting("region"))
+mail_unreported_ending = unreported_ending_mailer(
+    mail_task=MAIL, create_task=CREATE, terminate_task=TERMINATE, trigger_task=TRIGGER, data_dag_id=DATA_DAG_ID
+)
 
 
 @task(task_id=MAIL, trigger_rule=TriggerRule.ALL_DONE)
@@ -91,11 +93,9 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
     dagrun_timeout=run_timeout(),
-    # A run marked failed by a user or timed out skips email_outcome: this mails instead (emr_pipeline.ending).
-    on_failure_callback=functools.partial(
-        mail_unreported_failure, mail_task=MAIL, create_task=CREATE, terminate_task=TERMINATE,
-        trigger_task=TRIGGER, data_dag_id=DATA_DAG_ID,
-    ),
+    # A run marked failed by a user or timed out skips email_outcome: these mail instead (emr_pipeline.ending).
+    on_failure_callback=mail_unreported_ending,
+    on_success_callback=mail_unreported_ending,
     is_paused_upon_creation=False,  # manual-only: unpaused costs nothing and avoids a silent first run
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     params={

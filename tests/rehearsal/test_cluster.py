@@ -125,9 +125,15 @@ def test_a_run_marked_failed_by_a_user_terminates_the_cluster_and_mails_one_fail
     from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
 
     run_id = cluster.trigger()
-    _wait_until(lambda: cluster.api.xcom("dag_1", run_id, "trigger_dag_2", "trigger_run_id"), 600,
-                "dag_2 to be triggered")
-    # As the UI's "Mark run as failed" does, while dag_2 works on the cluster.
+
+    def waiting_for_dag_2() -> bool:
+        states = {t["task_id"]: t["state"] for t in cluster.api.task_instances("dag_1", run_id)}
+        assert states.get("wait_for_dag_2") in (None, "scheduled", "queued", "running", "deferred"), states
+        return states.get("wait_for_dag_2") == "deferred"
+
+    # Where a run spends its life: wait_for_dag_2 deferred while dag_2 works on the cluster.
+    _wait_until(waiting_for_dag_2, 600, "wait_for_dag_2 to defer")
+    # As the UI's "Mark run as failed" does.
     DagRunApi(airflow_client).patch_dag_run("dag_1", run_id, DAGRunPatchBody(state=DagRunMutableStates.FAILED))
     run = _one_mail_after_the_run(cluster, run_id)
 
