@@ -14,13 +14,13 @@ BAD_CSV = (b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
            b"1,Male,19,15,39\n2,Male,21,15,not-a-number\n3,Female,20,16,6\n")
 
 
-def _wait_until(predicate, timeout: float, what: str):
+def _wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = predicate()
         if found:
             return found
-        time.sleep(0.3)
+        time.sleep(interval)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -115,7 +115,8 @@ def airflow_client(cluster):
 def _one_mail_after_the_run(cluster, run_id: str):
     """The run, once its outcome mail has arrived: a failure callback mails from the dag-processor after the run ended."""
     dag_1 = cluster.api.wait_for_run("dag_1", run_id, timeout=600)
-    _wait_until(lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180, "the outcome mail")
+    _wait_until(lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180, "the outcome mail",
+                interval=2)
     return cluster.collect(dag_1)
 
 
@@ -132,7 +133,7 @@ def test_a_run_marked_failed_by_a_user_terminates_the_cluster_and_mails_one_fail
         return states.get("wait_for_dag_2") == "deferred"
 
     # Where a run spends its life: wait_for_dag_2 deferred while dag_2 works on the cluster.
-    _wait_until(waiting_for_dag_2, 600, "wait_for_dag_2 to defer")
+    _wait_until(waiting_for_dag_2, 600, "wait_for_dag_2 to defer", interval=2)
     # As the UI's "Mark run as failed" does.
     DagRunApi(airflow_client).patch_dag_run("dag_1", run_id, DAGRunPatchBody(state=DagRunMutableStates.FAILED))
     run = _one_mail_after_the_run(cluster, run_id)
@@ -166,9 +167,9 @@ def test_a_run_past_its_timeout_terminates_the_cluster_and_mails_one_failure(clu
         variables.patch_variable("emr_pipeline", VariableBody(key="emr_pipeline", value=value,
                                                               description=variable.description))
         # dagrun_timeout is a DAG attribute: it applies once the dag-processor has parsed the edit.
-        _wait_until(lambda: parsed_timeout() == timeout, 120, f"dag_1 parsed with timeout {timeout}")
+        _wait_until(lambda: parsed_timeout() == timeout, 180, f"dag_1 parsed with timeout {timeout}", interval=2)
 
-    timeout = timedelta(seconds=45)
+    timeout = timedelta(seconds=90)  # a run reaches dag_2's first step in ~15 s, more on a loaded machine
     configure(json.dumps({**json.loads(variable.value), "run_timeout_seconds": timeout.total_seconds()}), timeout)
     try:
         # dag_2's step sensors are held, so the run can only end by its timeout, while dag_2 works on the cluster.
@@ -177,7 +178,7 @@ def test_a_run_past_its_timeout_terminates_the_cluster_and_mails_one_failure(clu
             assert describe.wait_arrived(timeout.total_seconds()), "dag_2 did not reach its first step in time"
             dag_1 = cluster.api.wait_for_run("dag_1", run_id, timeout=300)
             _wait_until(lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180,
-                        "the outcome mail")
+                        "the outcome mail", interval=2)
     finally:
         configure(variable.value, original)
     run = cluster.collect(dag_1)
