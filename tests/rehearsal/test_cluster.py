@@ -128,7 +128,10 @@ def test_a_run_marked_failed_by_a_user_terminates_the_cluster_and_mails_one_fail
     run_id = cluster.trigger()
 
     def waiting_for_dag_2() -> bool:
-        states = {t["task_id"]: t["state"] for t in cluster.api.task_instances("dag_1", run_id)}
+        try:
+            states = {t["task_id"]: t["state"] for t in cluster.api.task_instances("dag_1", run_id)}
+        except httpx.TimeoutException:  # an api-server slowed down by a loaded machine: ask again
+            return False
         assert states.get("wait_for_dag_2") in (None, "scheduled", "queued", "running", "deferred"), states
         return states.get("wait_for_dag_2") == "deferred"
 
