@@ -1,8 +1,9 @@
 """DAG_1: the EMR cluster's life -- create it, run dag_2 on it, wait, terminate it, mail the outcome.
 
 Configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md), read at run time.
-Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), the mail is always
-sent, and the run ends ``failed`` whenever any task -- including the termination -- failed.
+Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), exactly one mail is
+sent however the run ends (by ``email_outcome``, or by the failure callback when a user marked the run
+failed or it timed out), and the run ends ``failed`` whenever any task -- including the termination -- failed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from airflow.task.trigger_rule import TriggerRule
 
 from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_setting, setting, templated
 from emr_pipeline.diagnosis import failure_reasons, published_output
+from emr_pipeline.ending import MAILED_KEY, run_timeout, unreported_ending_mailer
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
     ConfiguredExternalTaskSensor,
@@ -35,6 +37,9 @@ CREATE, TRIGGER, WAIT, TERMINATE, MAIL = (
     "email_outcome",
 )
 REGION = templated(setting("region"))
+mail_unreported_ending = unreported_ending_mailer(
+    mail_task=MAIL, create_task=CREATE, terminate_task=TERMINATE, trigger_task=TRIGGER, data_dag_id=DATA_DAG_ID
+)
 
 
 @task(task_id=MAIL, trigger_rule=TriggerRule.ALL_DONE)
@@ -72,6 +77,7 @@ def email_outcome(output_uri: str, **context) -> None:
         subject=outcome.subject,
         html_content=outcome.html(),
     )
+    ti.xcom_push(key=MAILED_KEY, value=True)  # the DAG's failure callback then sends no second mail
     if not outcome.succeeded:
         # Teardowns do not count for the run state and this task is the DAG's leaf: without this,
         # a failed termination (or anything else) would end in a green run.
@@ -87,6 +93,10 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
+    dagrun_timeout=run_timeout(),
+    # A run marked failed by a user or timed out skips email_outcome: these mail instead (emr_pipeline.ending).
+    on_failure_callback=mail_unreported_ending,
+    on_success_callback=mail_unreported_ending,
     is_paused_upon_creation=False,  # manual-only: unpaused costs nothing and avoids a silent first run
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     params={

@@ -19,7 +19,7 @@ def test_dagbag_imports_both_dags_without_errors(dagbag):
 
 
 def test_dag_import_needs_no_variable(monkeypatch):
-    """Parsing must not read the Variable (it is only read at run time)."""
+    """Parsing must not need the Variable (read at run time; only run_timeout_seconds at parse time, with a default)."""
     from airflow.dag_processing.dagbag import BundleDagBag
 
     monkeypatch.delenv("AIRFLOW_VAR_EMR_PIPELINE")
@@ -110,6 +110,35 @@ def test_wait_for_dag_2_outlasts_dag_2s_worst_case(dagbag, monkeypatch, timeout)
 
     assert len(step_sensors) == 2
     assert wait.timeout > sum(sensor.timeout for sensor in step_sensors)
+
+
+@pytest.mark.parametrize(("settings", "seconds"), [
+    ({}, 2 * 21600 + 3600),  # no key: longer than wait_for_dag_2's limit for the default sensor timeout
+    ({"sensor_timeout_seconds": 600}, 2 * 600 + 3600),
+    ({"run_timeout_seconds": 90}, 90),
+])
+def test_dagrun_timeout_is_the_variables_when_parsed(monkeypatch, settings, seconds):
+    import json
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    config = {k: v for k, v in PIPELINE_CONFIG.items() if k not in ("sensor_timeout_seconds", "run_timeout_seconds")}
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**config, **settings}))
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    assert bag.import_errors == {}
+    assert bag.dags["dag_1"].dagrun_timeout == timedelta(seconds=seconds)
+
+
+def test_bad_run_timeout_is_an_import_error_naming_the_key(monkeypatch):
+    import json
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "run_timeout_seconds": "1h"}))
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    [error] = bag.import_errors.values()
+    assert "run_timeout_seconds must be a positive number of seconds, not '1h'" in error
 
 
 def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):

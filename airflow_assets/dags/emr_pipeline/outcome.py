@@ -14,13 +14,14 @@ _MAIL = Environment(autoescape=True).from_string(
 <table>
 <tr><th align="left">DAG run</th><td>{{ o.dag_id }} / {{ o.run_id }}</td></tr>
 <tr><th align="left">Outcome</th><td>{{ o.verdict }}</td></tr>
+{% if o.ended %}<tr><th align="left">Ended</th><td>{{ o.ended }}</td></tr>{% endif %}
 <tr><th align="left">Failed tasks</th><td>{% for t in o.failed_tasks %}{{ t }}<br>{% else %}none{% endfor %}</td></tr>
 <tr><th align="left">EMR cluster</th><td>{{ o.cluster_id or "not created" }}</td></tr>
 <tr><th align="left">Triggered run</th><td>{{ o.triggered_run_id or "none" }}</td></tr>
 <tr><th align="left">Why</th><td>{% for r in o.reasons %}{{ r }}<br>{% else %}{{ "-" if o.succeeded else "no reason reported by EMR or the steps; see the task logs" }}{% endfor %}</td></tr>
 <tr><th align="left">Output</th><td>{{ o.output_uri }}{% if o.published %} (published run: {{ o.output_uri }}{{ o.published.run }}, {{ o.published.rows }} rows; readers follow {{ o.output_uri }}_LATEST){% endif %}</td></tr>
 {% if o.published %}<tr><th align="left">Output schema</th><td>Parquet, sorted by {{ o.published.sorted_by | join(", ") }}:<br>{% for c in o.published.columns %}{{ c.name }} {{ c.type }}<br>{% endfor %}</td></tr>{% endif %}
-<tr><th align="left">Duration</th><td>{{ o.duration }}</td></tr>
+<tr><th align="left">Duration</th><td>{{ "unknown" if o.duration is none else o.duration }}</td></tr>
 </table>
 """
 )
@@ -33,14 +34,16 @@ class Outcome:
     cluster_id: str | None
     triggered_run_id: str | None
     output_uri: str
-    duration: timedelta
+    duration: timedelta | None
     failed_tasks: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # emr_pipeline.diagnosis.failure_reasons
     published: dict | None = None  # the output's _LATEST pointer, shown on success
+    # Why the run ended before its outcome task could mail (emr_pipeline.ending); such a run failed.
+    ended: str | None = None
 
     @property
     def succeeded(self) -> bool:
-        return not self.failed_tasks
+        return not self.failed_tasks and self.ended is None
 
     @property
     def verdict(self) -> str:

@@ -19,6 +19,14 @@ VARIABLE = "emr_pipeline"
 # "deferrable": the wait runs as a trigger in the triggerer, so no worker slot is held and no
 # reschedule round-trips happen (those hit apache/airflow#71172). "reschedule" and "poke" remain.
 SENSOR_MODES = ("deferrable", "reschedule", "poke")
+# dag_1's dagrun_timeout; None: longer than a run can last (emr_pipeline/ending.py). Read when dag_1 is parsed.
+RUN_TIMEOUT_KEY = "run_timeout_seconds"
+
+
+def run_timeout_problem(value: Any) -> str | None:
+    if value is None or (_is_number(value) and value > 0):
+        return None
+    return f"{RUN_TIMEOUT_KEY} must be a positive number of seconds, not {value!r}"
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,12 @@ class EmrPipelineVariable:
     poll_interval_seconds: float = 60
     sensor_timeout_seconds: float = 6 * 60 * 60
     sensor_mode: str = "deferrable"
+    run_timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
         problems = [f"{name} must be a number, not {getattr(self, name)!r}" for name in _NUMBERS if not _is_number(getattr(self, name))]
+        if run_timeout_problem(self.run_timeout_seconds):
+            problems.append(run_timeout_problem(self.run_timeout_seconds))
         if self.sensor_mode not in SENSOR_MODES:
             problems.append(f"sensor_mode must be one of {list(SENSOR_MODES)}, not {self.sensor_mode!r}")
         if not isinstance(self.cluster_tags, Mapping):
