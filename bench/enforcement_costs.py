@@ -50,8 +50,13 @@ def iam_rows(workdir: Path) -> list[tuple[str, float, float]]:
         seconds, aws = iam_enforcement.start(workdir / label.replace(" ", "-"), enforce)
         try:
             rows.append((f"{label}: LocalAws start (s)", seconds, 0.0))
-            rows.append((f"{label}: HeadObject per call (ms)",
-                         iam_enforcement.per_call(aws, NODE_ROLE_ACCESS_KEY if enforce else "rehearsal-admin"), 0.0))
+            rows.append(
+                (
+                    f"{label}: HeadObject per call (ms)",
+                    iam_enforcement.per_call(aws, NODE_ROLE_ACCESS_KEY if enforce else "rehearsal-admin"),
+                    0.0,
+                )
+            )
         finally:
             aws.stop()
     return rows
@@ -61,9 +66,24 @@ def spark_seconds(release_label: str | None, workdir: Path) -> float:
     spark = find_spark_environment(release_label)
     output = workdir / f"out-{release_label or 'project'}-{time.monotonic_ns()}"
     started = time.monotonic()
-    subprocess.run([str(spark.spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(JOB),
-                    "--source-csv", str(DATASET), "--output", str(output)],
-                   env=spark.process_env(dict(os.environ)), check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            str(spark.spark_submit),
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.ui.enabled=false",
+            str(JOB),
+            "--source-csv",
+            str(DATASET),
+            "--output",
+            str(output),
+        ],
+        env=spark.process_env(dict(os.environ)),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return time.monotonic() - started
 
 
@@ -87,8 +107,10 @@ def tls_rows(workdir: Path, repeat: int) -> list[tuple[str, float, float]]:
         off = [connect_ms(plain) for _ in range(repeat)]
     finally:
         server.stop()
-    return [("DB connection, verified TLS (ms)", statistics.median(on), max(on)),
-            ("DB connection, plain (ms)", statistics.median(off), max(off))]
+    return [
+        ("DB connection, verified TLS (ms)", statistics.median(on), max(on)),
+        ("DB connection, plain (ms)", statistics.median(off), max(off)),
+    ]
 
 
 def main() -> int:
@@ -100,7 +122,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-enforcement-") as tmp:
         workdir = Path(tmp)
         rows += iam_rows(workdir)
-        for label, release in (("sort job, project pyspark (s)", None), (f"sort job, {SEEDED_RELEASE_LABEL} line (s)", SEEDED_RELEASE_LABEL)):
+        for label, release in (
+            ("sort job, project pyspark (s)", None),
+            (f"sort job, {SEEDED_RELEASE_LABEL} line (s)", SEEDED_RELEASE_LABEL),
+        ):
             runs = [spark_seconds(release, workdir) for _ in range(args.repeat)]
             rows.append((label, statistics.median(runs), max(runs)))
         rows += tls_rows(workdir, args.repeat)

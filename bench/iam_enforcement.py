@@ -49,7 +49,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-iam-") as tmp:
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")  # an empty template cache
-        for label, enforce in (("off", False), ("on, template not yet synthesized", True), ("on, template cached", True)):
+        for label, enforce in (
+            ("off", False),
+            ("on, template not yet synthesized", True),
+            ("on, template cached", True),
+        ):
             stack_template.synthesized_stack.cache_clear()  # as in a new process
             seconds, aws = start(Path(tmp) / label.split(",")[0].replace(" ", "-") / str(len(rows)), enforce)
             try:

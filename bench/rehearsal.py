@@ -37,8 +37,9 @@ def install_comparison() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         uv_venv, pip_venv = Path(tmp) / "uv", Path(tmp) / "pip"
         subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(uv_venv)], check=True)
-        uv_seconds = timed(["uv", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
-                           env={**os.environ, "VIRTUAL_ENV": str(uv_venv)})
+        uv_seconds = timed(
+            ["uv", "pip", "install", "-q", "-r", str(REQUIREMENTS)], env={**os.environ, "VIRTUAL_ENV": str(uv_venv)}
+        )
         subprocess.run(["uv", "venv", "-q", "--seed", "--python", "3.11", str(pip_venv)], check=True)
         pip_seconds = timed([str(pip_venv / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)])
     return {"uv": uv_seconds, "pip": pip_seconds}
@@ -51,8 +52,12 @@ def one_run(profile: str) -> dict[str, float]:
         problems = rehearsal.success_problems(run)
         if problems:
             raise SystemExit(f"bench: run failed: {problems}")
-        row = {"dag_1": run.dag_1_seconds, "dag_2": run.dag_2_seconds,
-               "trigger_lag": run.trigger_lag, "sensor_lag": run.sensor_lag}
+        row = {
+            "dag_1": run.dag_1_seconds,
+            "dag_2": run.dag_2_seconds,
+            "trigger_lag": run.trigger_lag,
+            "sensor_lag": run.sensor_lag,
+        }
         for node, phases in rehearsal.bootstrap_seconds.items():
             for phase in ("install", "configure"):
                 row[f"{node} {phase}"] = phases.get(phase, 0.0)

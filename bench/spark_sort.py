@@ -137,7 +137,10 @@ def main() -> None:
                 runs["c"].append(timed(partial(duck, source, args.workdir / f"c_{rows}.parquet", args.threads)))
             a, b, c = (min(runs[k]) for k in "abc")
             results.append((rows, a, b, c))
-            print(f"{rows:>11,} rows: " + "  ".join(f"{k}={' '.join(f'{t:.1f}' for t in v)}s" for k, v in runs.items()), flush=True)
+            print(
+                f"{rows:>11,} rows: " + "  ".join(f"{k}={' '.join(f'{t:.1f}' for t in v)}s" for k, v in runs.items()),
+                flush=True,
+            )
     finally:
         spark.stop()
 
@@ -149,7 +152,9 @@ def main() -> None:
     if len(results) > 1:
         (n0, a0, b0, c0), (n1, a1, b1, c1) = results[0], results[-1]
         print()
-        print(f"growth {n0:,} -> {n1:,} rows ({n1 / n0:.0f}x): a {a1 / a0:.1f}x, b {b1 / b0:.1f}x, c {c1 / c0:.1f}x time")
+        print(
+            f"growth {n0:,} -> {n1:,} rows ({n1 / n0:.0f}x): a {a1 / a0:.1f}x, b {b1 / b0:.1f}x, c {c1 / c0:.1f}x time"
+        )
     for leftover in ("warmup_a", "warmup_b"):
         shutil.rmtree(args.workdir / leftover, ignore_errors=True)
 

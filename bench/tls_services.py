@@ -38,10 +38,17 @@ def mariadb(workdir: Path) -> dict[str, float]:
     server = TlsOnlyMariaDb(workdir / "mariadb", free_port())
     start = _seconds(server.start)
     try:
+
         def connect():
             for _ in range(CONNECTIONS):
-                pymysql.connect(host="127.0.0.1", port=server.port, user="root", ssl={"ca": str(server.ca_bundle)}).close()
-        return {"MariaDB start (install-db + mariadbd)": start, "MariaDB TLS connect (ms)": _seconds(connect) / CONNECTIONS * 1000}
+                pymysql.connect(
+                    host="127.0.0.1", port=server.port, user="root", ssl={"ca": str(server.ca_bundle)}
+                ).close()
+
+        return {
+            "MariaDB start (install-db + mariadbd)": start,
+            "MariaDB TLS connect (ms)": _seconds(connect) / CONNECTIONS * 1000,
+        }
     finally:
         server.stop()
 
@@ -51,13 +58,18 @@ def redis_server(workdir: Path, tls: bool) -> dict[str, float]:
     start = _seconds(server.start)
     options = {"ssl": True, "ssl_ca_certs": str(server.ca_bundle)} if tls else {}
     try:
+
         def connect():
             for _ in range(CONNECTIONS):
                 client = redis.Redis(port=server.port, password="bench", **options)
                 client.ping()
                 client.close()
+
         label = "TLS" if tls else "plain"
-        return {f"Redis {label} start": start, f"Redis {label} connect + AUTH (ms)": _seconds(connect) / CONNECTIONS * 1000}
+        return {
+            f"Redis {label} start": start,
+            f"Redis {label} connect + AUTH (ms)": _seconds(connect) / CONNECTIONS * 1000,
+        }
     finally:
         server.stop()
 

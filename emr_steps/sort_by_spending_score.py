@@ -165,8 +165,8 @@ def read_csv(spark: SparkSession, location: str) -> tuple[DataFrame, DataFrame]:
 
     def read(types: dict[int, DataType]) -> DataFrame:
         schema = StructType([StructField(f"_c{i}", types.get(i, StringType())) for i in range(len(header))])
-        return reader.schema(schema).csv(location).select(
-            *[F.col(f"_c{positions[f.name]}").alias(f.name) for f in FIELDS]
+        return (
+            reader.schema(schema).csv(location).select(*[F.col(f"_c{positions[f.name]}").alias(f.name) for f in FIELDS])
         )
 
     raw = read({})
@@ -381,8 +381,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--source-table", help="Hive table DB.TABLE (typed, see load_customers.hql)")
     source.add_argument("--source-csv", help="CSV file or prefix, local path or s3:// URI")
-    parser.add_argument("--output", required=True, help=f"output location: runs under {RUNS}/, the published one named by {LATEST}")
-    parser.add_argument("--failure-summary", help="object to write the error line to on bad input (e.g. under the log prefix)")
+    parser.add_argument(
+        "--output", required=True, help=f"output location: runs under {RUNS}/, the published one named by {LATEST}"
+    )
+    parser.add_argument(
+        "--failure-summary", help="object to write the error line to on bad input (e.g. under the log prefix)"
+    )
     return parser.parse_args(argv)
 
 
@@ -402,7 +406,9 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
     finally:
         if own_session:
             spark.stop()
-    print(f"wrote {rows} customers sorted by spending score to {location} (published as {args.output.rstrip('/')}/{LATEST})")
+    print(
+        f"wrote {rows} customers sorted by spending score to {location} (published as {args.output.rstrip('/')}/{LATEST})"
+    )
     return 0
 
 

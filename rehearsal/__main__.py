@@ -49,25 +49,43 @@ def _port(text: str) -> int:
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=PROFILES, default="embedded",
-                        help="embedded: one node, SQLite, LocalExecutor; cluster: three nodes, MariaDB and Redis "
-                             "(TLS only), Celery")
-    parser.add_argument("--input", type=_readable_file, metavar="PATH",
-                        help="CSV to run the assignment on (default: the sample the stack uploads)")
-    parser.add_argument("--scheduler-count", type=int, choices=(1, 2), default=1,
-                        help="cluster profile: 2 runs a second scheduler on the api-server node")
-    parser.add_argument("--keep", action="store_true",
-                        help=f"keep the work directory (output Parquet, logs, the cluster's MariaDB data); "
-                             f"default directory {KEPT_WORKDIRS.relative_to(REPO_ROOT)}/<profile>-<time>")
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="embedded",
+        help="embedded: one node, SQLite, LocalExecutor; cluster: three nodes, MariaDB and Redis (TLS only), Celery",
+    )
+    parser.add_argument(
+        "--input",
+        type=_readable_file,
+        metavar="PATH",
+        help="CSV to run the assignment on (default: the sample the stack uploads)",
+    )
+    parser.add_argument(
+        "--scheduler-count",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="cluster profile: 2 runs a second scheduler on the api-server node",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"keep the work directory (output Parquet, logs, the cluster's MariaDB data); "
+        f"default directory {KEPT_WORKDIRS.relative_to(REPO_ROOT)}/<profile>-<time>",
+    )
     parser.add_argument("--workdir", type=Path, help="default: a new temporary directory, deleted at exit")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for dag_1")
-    parser.add_argument("--serve", action="store_true",
-                        help="after the checked run keep Airflow up (UI and REST API) until Ctrl-C")
+    parser.add_argument(
+        "--serve", action="store_true", help="after the checked run keep Airflow up (UI and REST API) until Ctrl-C"
+    )
     parser.add_argument("--port", type=_port, default=SERVE_API_PORT, help="--serve: the api-server's port")
-    parser.add_argument("--flower-port", type=_port, default=SERVE_FLOWER_PORT,
-                        help="--serve, cluster profile: Flower's port")
+    parser.add_argument(
+        "--flower-port", type=_port, default=SERVE_FLOWER_PORT, help="--serve, cluster profile: Flower's port"
+    )
     args = parser.parse_args(argv)
     if args.serve:
         ports = [("--port", args.port)] + ([("--flower-port", args.flower_port)] if args.profile == "cluster" else [])
@@ -104,8 +122,9 @@ def main(argv=None) -> int:
     started = time.monotonic()
     status = None
     try:
-        with Rehearsal(args.profile, workdir=workdir, scheduler_count=args.scheduler_count, keep=args.keep,
-                       **options) as rehearsal:
+        with Rehearsal(
+            args.profile, workdir=workdir, scheduler_count=args.scheduler_count, keep=args.keep, **options
+        ) as rehearsal:
             status = _run_once(rehearsal, args, started)
             if args.serve:
                 _serve(rehearsal)
@@ -129,13 +148,17 @@ def _run_once(rehearsal: Rehearsal, args, started: float) -> int:
     progress.poll(run_id)
     problems = rehearsal.success_problems(run)
     rows_out = rehearsal.output_rows()
-    facts = (f"input={args.input or 'sample ' + rehearsal.dataset.name} rows_in={_count(rehearsal.input_rows())} "
-             f"rows_out={_count(rows_out)} {rehearsal.enforcement_facts()}")
+    facts = (
+        f"input={args.input or 'sample ' + rehearsal.dataset.name} rows_in={_count(rehearsal.input_rows())} "
+        f"rows_out={_count(rows_out)} {rehearsal.enforcement_facts()}"
+    )
     if rehearsal.keep or args.workdir:
         if rows_out is not None:
             facts += f" output={rehearsal.save_output()}"
-        _say(f"logs: {rehearsal.workdir / 'logs'} (Airflow processes), {rehearsal.aws.workdir / 'emr'} (EMR steps), "
-             f"{rehearsal.workdir / 'nodes'} (bootstrap)")
+        _say(
+            f"logs: {rehearsal.workdir / 'logs'} (Airflow processes), {rehearsal.aws.workdir / 'emr'} (EMR steps), "
+            f"{rehearsal.workdir / 'nodes'} (bootstrap)"
+        )
         for path in rehearsal.save_mails(run):
             _say(f"outcome mail: {path}")
     else:
@@ -144,8 +167,11 @@ def _run_once(rehearsal: Rehearsal, args, started: float) -> int:
     if problems:
         print(run.log_report(), file=sys.stderr)
         causes = "; ".join(run.causes) or "see the log tails above"
-        print(f"rehearsal: FAILED {run.summary(rehearsal.profile)} {facts} {total}: cause: {causes}; "
-              f"{'; '.join(problems)}", flush=True)
+        print(
+            f"rehearsal: FAILED {run.summary(rehearsal.profile)} {facts} {total}: cause: {causes}; "
+            f"{'; '.join(problems)}",
+            flush=True,
+        )
         return 1
     print(f"rehearsal: ok {run.summary(rehearsal.profile)} {facts} {total}", flush=True)
     return 0
@@ -155,8 +181,10 @@ def _serve(rehearsal: Rehearsal) -> None:
     _say(f"serving Airflow at {rehearsal.api_url} (UI and REST API /api/v2)")
     _say(f"user {rehearsal.admin_user}, password in {rehearsal.passwords_file}")
     if rehearsal.flower_url:
-        _say(f"Flower at {rehearsal.flower_url} (UI and REST API /api), user {rehearsal.admin_user}, "
-             f"password in {rehearsal.flower_passwords_file}")
+        _say(
+            f"Flower at {rehearsal.flower_url} (UI and REST API /api), user {rehearsal.admin_user}, "
+            f"password in {rehearsal.flower_passwords_file}"
+        )
     _say("Ctrl-C stops every process")
     while True:
         time.sleep(3600)

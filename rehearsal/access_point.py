@@ -17,11 +17,14 @@ class AccessPointUnavailable(RuntimeError):
 def require_bindfs() -> None:
     """bindfs and /dev/fuse, or an error that says what to install."""
     if not shutil.which("bindfs"):
-        raise AccessPointUnavailable("bindfs is not installed: the cluster rehearsal mounts the shared DAG folder "
-                                     "with EFS access-point semantics through it (scripts/setup-machine.sh installs it)")
+        raise AccessPointUnavailable(
+            "bindfs is not installed: the cluster rehearsal mounts the shared DAG folder "
+            "with EFS access-point semantics through it (scripts/setup-machine.sh installs it)"
+        )
     if not os.path.exists("/dev/fuse"):
-        raise AccessPointUnavailable("/dev/fuse is missing: bindfs needs FUSE for the shared DAG folder "
-                                     "(a container needs --device /dev/fuse)")
+        raise AccessPointUnavailable(
+            "/dev/fuse is missing: bindfs needs FUSE for the shared DAG folder (a container needs --device /dev/fuse)"
+        )
 
 
 class AccessPointMount:
@@ -39,12 +42,23 @@ class AccessPointMount:
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mount_point.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            ["bindfs", f"--force-user={self.uid}", f"--force-group={self.gid}", "--chown-deny", "--chgrp-deny",
-             str(self.backing), str(self.mount_point)],
-            capture_output=True, text=True, check=False,
+            [
+                "bindfs",
+                f"--force-user={self.uid}",
+                f"--force-group={self.gid}",
+                "--chown-deny",
+                "--chgrp-deny",
+                str(self.backing),
+                str(self.mount_point),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode:
-            raise AccessPointUnavailable(f"bindfs could not mount {self.mount_point} (is FUSE usable here?): {result.stderr.strip()}")
+            raise AccessPointUnavailable(
+                f"bindfs could not mount {self.mount_point} (is FUSE usable here?): {result.stderr.strip()}"
+            )
         self.mounted = True
         return self
 
@@ -56,6 +70,11 @@ class AccessPointMount:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode:
             # A process still inside the folder keeps it busy: detach it so the workdir can go.
-            subprocess.run([fusermount, "-u", "-z", str(self.mount_point)] if fusermount else ["umount", "-l", str(self.mount_point)],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [fusermount, "-u", "-z", str(self.mount_point)]
+                if fusermount
+                else ["umount", "-l", str(self.mount_point)],
+                capture_output=True,
+                check=False,
+            )
         self.mounted = False

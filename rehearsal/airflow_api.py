@@ -94,8 +94,10 @@ class AirflowApi:
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         response = self._request(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            params={"full_content": "true"}, headers={"Accept": "application/json"},
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
         )
         if response.status_code != 200:
             return f"(log unavailable: HTTP {response.status_code})"

@@ -25,8 +25,10 @@ class ConnectionBudget:
         return sum(budget.total for _, budget in self.nodes)
 
     def detail(self) -> str:
-        return "; ".join(f"{name} {budget.total} ({', '.join(f'{p} {n}' for p, n in budget.per_process.items())})"
-                         for name, budget in self.nodes)
+        return "; ".join(
+            f"{name} {budget.total} ({', '.join(f'{p} {n}' for p, n in budget.per_process.items())})"
+            for name, budget in self.nodes
+        )
 
 
 def rehearsal_budget(nodes: Iterable) -> ConnectionBudget:
@@ -37,8 +39,11 @@ def rehearsal_budget(nodes: Iterable) -> ConnectionBudget:
 def stack_instance_class() -> str:
     """The metadata DB's instance class in the synthesized template, without the db. prefix (e.g. t4g.micro)."""
     template = synthesized_stack().template
-    classes = [resource["Properties"]["DBInstanceClass"] for resource in template["Resources"].values()
-               if resource["Type"] == "AWS::RDS::DBInstance"]
+    classes = [
+        resource["Properties"]["DBInstanceClass"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::RDS::DBInstance"
+    ]
     if len(classes) != 1:
         raise ValueError(f"the synthesized template has {len(classes)} RDS DB instances, expected 1")
     return classes[0].removeprefix("db.")

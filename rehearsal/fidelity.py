@@ -112,8 +112,9 @@ def run_check(check: Check, root: Path, timeout: float = CHECK_TIMEOUT_SECONDS) 
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}:{root / '.tools' / 'bin'}"}
     env.pop("PYTHONPATH", None)
     try:
-        done = subprocess.run(_command(check, root), cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            _command(check, root), cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as expired:
         return -1, f"timed out after {timeout:.0f} s\n{expired.stdout or ''}{expired.stderr or ''}"
     return done.returncode, done.stdout + done.stderr

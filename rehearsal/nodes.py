@@ -53,8 +53,17 @@ LOCAL_BOOTSTRAP_ENV = (
     # The rehearsal keeps every temporary file in its workdir instead of the machine's /tmp.
     "TMPDIR",
     # The machine's way out to the package index (EC2 reaches it through the NAT gateway without them).
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "UV_CACHE_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "UV_CACHE_DIR",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
 )
 
 
@@ -122,7 +131,10 @@ class RehearsalHost:
             log.flush()
             result = subprocess.run(
                 ["bash", str(self.bootstrap_dir / f"{self.role}.sh"), phase],
-                env=self.bootstrap_env(), stdout=log, stderr=subprocess.STDOUT, check=False,
+                env=self.bootstrap_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         self.timings[phase] = time.monotonic() - started
         if result.returncode:
@@ -132,8 +144,9 @@ class RehearsalHost:
     def unit_files(self) -> list[Path]:
         env = {**os.environ, "NODE_ENV_FILE": str(self.node_env_file)}
         python = Path(self.params["AIRFLOW_VENV"]) / "bin" / "python"
-        out = subprocess.run([str(python), str(BOOTSTRAP_DIR / "node.py"), "units"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [str(python), str(BOOTSTRAP_DIR / "node.py"), "units"], env=env, capture_output=True, text=True, check=True
+        ).stdout
         return [self.home / "units" / name for name in out.split()]
 
 
@@ -145,8 +158,15 @@ def check_keys(name: str, params: dict[str, str], template_env: dict[str, str]) 
         raise BootstrapError(
             f"{name}: the rehearsal's node.env differs from the one the synthesized template renders for "
             f"AIRFLOW_ROLE={template_env.get('AIRFLOW_ROLE')}: "
-            + "; ".join(part for part in (extra and f"only the rehearsal's has {', '.join(extra)}",
-                                          missing and f"only the template's has {', '.join(missing)}") if part))
+            + "; ".join(
+                part
+                for part in (
+                    extra and f"only the rehearsal's has {', '.join(extra)}",
+                    missing and f"only the template's has {', '.join(missing)}",
+                )
+                if part
+            )
+        )
 
 
 def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[str, str]:
@@ -182,7 +202,9 @@ def _node(name: str, workdir: Path, params: dict[str, str], same_keys_as_templat
     return RehearsalHost(name, root, {**params, "AIRFLOW_HOME": str(home)}, template, same_keys_as_template)
 
 
-def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None) -> list[RehearsalHost]:
+def embedded_nodes(
+    aws, workdir: Path, venv: Path, poll_interval: float, api_port: int | None = None
+) -> list[RehearsalHost]:
     api_port = api_port or free_port()
     params = {
         **common_params(aws, workdir, venv, poll_interval),
@@ -201,9 +223,21 @@ def embedded_nodes(aws, workdir: Path, venv: Path, poll_interval: float, api_por
     return [_node("embedded", workdir, params, same_keys_as_template=False)]
 
 
-def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_name: str, db_port: int,
-                  db_ca_bundle: Path, redis_port: int, redis_ca_bundle: Path, scheduler_count: int,
-                  api_port: int | None = None, flower_port: int | None = None) -> list[RehearsalHost]:
+def cluster_nodes(
+    aws,
+    workdir: Path,
+    venv: Path,
+    poll_interval: float,
+    *,
+    db_name: str,
+    db_port: int,
+    db_ca_bundle: Path,
+    redis_port: int,
+    redis_ca_bundle: Path,
+    scheduler_count: int,
+    api_port: int | None = None,
+    flower_port: int | None = None,
+) -> list[RehearsalHost]:
     """TLS to the database and the broker, verified, as the stack renders it for RDS and ElastiCache; only the
     endpoints and the CAs (the rehearsal's own, not the RDS bundle and the OS trust store) differ."""
     api_port = api_port or free_port()
@@ -226,13 +260,37 @@ def cluster_nodes(aws, workdir: Path, venv: Path, poll_interval: float, *, db_na
     }
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [
-        _node("scheduler", workdir, {**shared, "AIRFLOW_ROLE": "scheduler",
-                                     "SCHEDULER_HEALTH_PORT": str(free_port()),
-                                     "TRIGGERER_LOG_SERVER_PORT": str(free_port())}),
-        _node("api-server", workdir, {**shared, "AIRFLOW_ROLE": "api-server", "API_SERVER_BIND": "127.0.0.1",
-                                      "SCHEDULER_HEALTH_PORT": str(free_port())}),
-        _node("worker", workdir, {**shared, "AIRFLOW_ROLE": "worker", "WORKER_CONCURRENCY": "4",
-                                  "FLOWER_PORT": str(flower_port or free_port()), "WORKER_LOG_SERVER_PORT": str(free_port())}),
+        _node(
+            "scheduler",
+            workdir,
+            {
+                **shared,
+                "AIRFLOW_ROLE": "scheduler",
+                "SCHEDULER_HEALTH_PORT": str(free_port()),
+                "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
+            },
+        ),
+        _node(
+            "api-server",
+            workdir,
+            {
+                **shared,
+                "AIRFLOW_ROLE": "api-server",
+                "API_SERVER_BIND": "127.0.0.1",
+                "SCHEDULER_HEALTH_PORT": str(free_port()),
+            },
+        ),
+        _node(
+            "worker",
+            workdir,
+            {
+                **shared,
+                "AIRFLOW_ROLE": "worker",
+                "WORKER_CONCURRENCY": "4",
+                "FLOWER_PORT": str(flower_port or free_port()),
+                "WORKER_LOG_SERVER_PORT": str(free_port()),
+            },
+        ),
     ]
 
 

@@ -107,8 +107,12 @@ class PipelineRun:
         steps = [f"EMR step {name}: {details}" for name, details in self.step_failures.items()]
         if steps:
             return steps
-        return [f"{dag_id}.{ti['task_id']} {ti['state']}" for dag_id, instances in self.task_instances.items()
-                for ti in instances if ti["state"] == "failed"]
+        return [
+            f"{dag_id}.{ti['task_id']} {ti['state']}"
+            for dag_id, instances in self.task_instances.items()
+            for ti in instances
+            if ti["state"] == "failed"
+        ]
 
     def log_report(self) -> str:
         """The log tails of every failed task and EMR step, for a person reading a failure."""
@@ -118,8 +122,10 @@ class PipelineRun:
         def fmt(value):
             return "n/a" if value is None else f"{value:.1f}s"
 
-        return (f"profile={profile} dag_1={fmt(self.dag_1_seconds)} dag_2={fmt(self.dag_2_seconds)} "
-                f"trigger_lag={fmt(self.trigger_lag)} sensor_lag={fmt(self.sensor_lag)}")
+        return (
+            f"profile={profile} dag_1={fmt(self.dag_1_seconds)} dag_2={fmt(self.dag_2_seconds)} "
+            f"trigger_lag={fmt(self.trigger_lag)} sensor_lag={fmt(self.sensor_lag)}"
+        )
 
 
 def csv_records(path: Path) -> int | None:
@@ -161,9 +167,19 @@ class TaskProgress:
 class Rehearsal:
     # poll_interval: how often the sensors (deferrable, as deployed) check; short so a run stays short.
     # api_port / flower_port: fixed ports for a person to open (--serve); default: any free port.
-    def __init__(self, profile: str, *, workdir: Path | None = None, scheduler_count: int = 1, keep: bool = False,
-                 venv: Path | None = None, poll_interval: float = 1.0, dataset: Path = DATASET,
-                 api_port: int | None = None, flower_port: int | None = None):
+    def __init__(
+        self,
+        profile: str,
+        *,
+        workdir: Path | None = None,
+        scheduler_count: int = 1,
+        keep: bool = False,
+        venv: Path | None = None,
+        poll_interval: float = 1.0,
+        dataset: Path = DATASET,
+        api_port: int | None = None,
+        flower_port: int | None = None,
+    ):
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         self.profile = profile
@@ -217,25 +233,40 @@ class Rehearsal:
 
         self._check_machine()
         self._use_private_tmpdir()
-        log.info("rehearsal: workdir %s (%s)", self.workdir,
-                 "kept" if self.keep or not self._own_workdir else "deleted at exit; --keep keeps it")
+        log.info(
+            "rehearsal: workdir %s (%s)",
+            self.workdir,
+            "kept" if self.keep or not self._own_workdir else "deleted at exit; --keep keeps it",
+        )
         started = time.monotonic()
         log.info("rehearsal: starting the AWS emulator (moto on loopback, local EMR steps with Spark)")
-        self.aws = LocalAws(self.workdir / "aws", dataset=self.dataset, emr_steps_dir=EMR_STEPS_DIR,
-                            poll_interval=0.5)
+        self.aws = LocalAws(self.workdir / "aws", dataset=self.dataset, emr_steps_dir=EMR_STEPS_DIR, poll_interval=0.5)
         self.aws.start()
-        log.info("rehearsal: AWS emulator ready in %.1fs, input %s uploaded to %s", time.monotonic() - started,
-                 self.dataset, self.aws.pipeline_config["input_uri"])
+        log.info(
+            "rehearsal: AWS emulator ready in %.1fs, input %s uploaded to %s",
+            time.monotonic() - started,
+            self.dataset,
+            self.aws.pipeline_config["input_uri"],
+        )
         self.original_input = self.workdir / "input.csv"
         self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
         if self.profile == "cluster":
             log.info("rehearsal: starting a TLS-only MariaDB server and a TLS + AUTH Redis for this run")
             self._start_services()
-            self.nodes = cluster_nodes(self.aws, self.workdir, self.venv, self.poll_interval,
-                                       db_name=self._database.name, db_port=self._mariadb.port,
-                                       db_ca_bundle=self._mariadb.ca_bundle, redis_port=self._redis.port,
-                                       redis_ca_bundle=self._redis.ca_bundle, scheduler_count=self.scheduler_count,
-                                       api_port=self.api_port, flower_port=self.flower_port)
+            self.nodes = cluster_nodes(
+                self.aws,
+                self.workdir,
+                self.venv,
+                self.poll_interval,
+                db_name=self._database.name,
+                db_port=self._mariadb.port,
+                db_ca_bundle=self._mariadb.ca_bundle,
+                redis_port=self._redis.port,
+                redis_ca_bundle=self._redis.ca_bundle,
+                scheduler_count=self.scheduler_count,
+                api_port=self.api_port,
+                flower_port=self.flower_port,
+            )
             self.connection_budget = rehearsal_budget(self.nodes)
             # The nodes' DAGS_FOLDER lies under workdir/efs, which gets EFS access-point semantics.
             uid, gid = self.nodes[0].params["AIRFLOW_UID"], self.nodes[0].params["AIRFLOW_GID"]
@@ -258,8 +289,9 @@ class Rehearsal:
 
     @property
     def api_node(self) -> RehearsalHost:
-        return next(n for n in self.nodes
-                    if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", ""))
+        return next(
+            n for n in self.nodes if n.role == "api-server" or "api-server" in n.params.get("COLOCATED_ROLES", "")
+        )
 
     @property
     def api_url(self) -> str:
@@ -316,14 +348,14 @@ class Rehearsal:
         # As RDS does: the master secret names the user; here a fresh one per run.
         secrets.put_secret_value(
             SecretId=self.aws.secret_ids["DB_SECRET_ID"],
-            SecretString=json.dumps({"username": credentials["username"],
-                                                   "password": credentials["password"]}),
+            SecretString=json.dumps({"username": credentials["username"], "password": credentials["password"]}),
         )
         # Our own server, so its connection counter is this run's: RDS's max_connections for the stack's class.
         self._mariadb = TlsOnlyMariaDb(self.workdir / "mariadb", free_port(), max_connections=stack_max_connections())
         self._mariadb.start()
-        self._database = self._mariadb.database(name=credentials["database"], username=credentials["username"],
-                                                password=credentials["password"])
+        self._database = self._mariadb.database(
+            name=credentials["database"], username=credentials["username"], password=credentials["password"]
+        )
         self._database.create()
         redis_password = self.aws.secret_value(self.aws.secret_ids["REDIS_AUTH_SECRET_ID"])
         self._redis = RehearsalRedis(self.workdir / "redis", redis_password, free_port(), tls=True)
@@ -350,8 +382,10 @@ class Rehearsal:
             for phase in ("install", "configure"):
                 log.info("rehearsal: %s: bootstrap %s", node.name, phase)
                 node.phase(phase)
-        log.info("rehearsal: starting %s (database migration, then every process until healthy)",
-                 ", ".join(node.name for node in nodes))
+        log.info(
+            "rehearsal: starting %s (database migration, then every process until healthy)",
+            ", ".join(node.name for node in nodes),
+        )
         errors: list[BaseException] = []
 
         def start(node: RehearsalHost) -> None:
@@ -359,9 +393,12 @@ class Rehearsal:
                 node.phase("start")
                 self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]
                 node.phase("health")
-                log.info("rehearsal: %s healthy after %.1fs (%s)", node.name,
-                         node.timings["start"] + node.timings["health"],
-                         ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]))
+                log.info(
+                    "rehearsal: %s healthy after %.1fs (%s)",
+                    node.name,
+                    node.timings["start"] + node.timings["health"],
+                    ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]),
+                )
             except BaseException as error:  # reported below, from the main thread
                 errors.append(error)
 
@@ -416,8 +453,14 @@ class Rehearsal:
             described = self.aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
             cluster = {"id": cluster_id, "state": described["Status"]["State"], "steps": []}
         mails = [m for m in self.aws.sent_mails() if run_id in m["subject"]]
-        run = PipelineRun(dag_1=dag_1, dag_2=dag_2, task_instances=tis, cluster_id=cluster_id,
-                          cluster_state=cluster["state"] if cluster else None, new_mails=mails)
+        run = PipelineRun(
+            dag_1=dag_1,
+            dag_2=dag_2,
+            task_instances=tis,
+            cluster_id=cluster_id,
+            cluster_state=cluster["state"] if cluster else None,
+            new_mails=mails,
+        )
         for step in (cluster or {}).get("steps", []):
             if step["state"] == "FAILED":
                 details = step["failure_details"]
@@ -454,9 +497,11 @@ class Rehearsal:
         peak = self.connection_peak()
         if peak <= self.connection_budget.total:
             return []
-        return [f"the metadata DB saw {peak} connections at once, more than the {self.connection_budget.total} "
-                f"stacks/connection_budget.py allows the rendered nodes ({self.connection_budget.detail()}): "
-                "the budget undercounts a process's pools"]
+        return [
+            f"the metadata DB saw {peak} connections at once, more than the {self.connection_budget.total} "
+            f"stacks/connection_budget.py allows the rendered nodes ({self.connection_budget.detail()}): "
+            "the budget undercounts a process's pools"
+        ]
 
     def enforcement_facts(self) -> str:
         """What this run enforced, for the summary line: IAM calls and denials, the steps' Spark line, boot order,
@@ -467,15 +512,17 @@ class Rehearsal:
         facts = f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template"
         if self.connection_budget is None:  # embedded: SQLite and no broker, nothing on the wire
             return f"{facts} tls=n/a"
-        return (f"{facts} efs=access-point tls=on "
-                f"db_connections={self.connection_peak()}/{self.connection_budget.total}")
+        return f"{facts} efs=access-point tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"
         bucket = log_uri.removeprefix("s3://").split("/", 1)[0]
         s3 = self.aws.client("s3")
-        return [s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace").strip()
-                for key in self.aws.list_keys(log_uri) if key.endswith(f"/{step_name}.txt")]
+        return [
+            s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace").strip()
+            for key in self.aws.list_keys(log_uri)
+            if key.endswith(f"/{step_name}.txt")
+        ]
 
     def input_rows(self) -> int | None:
         return csv_records(self.original_input)

@@ -37,15 +37,19 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def require_java() -> None:
     if shutil.which("java") is None:
-        raise MissingPrerequisite("Java 17 is missing (Spark runs the EMR steps locally): "
-                                  "apt-get install openjdk-17-jre-headless, or " + SETUP_HINT)
+        raise MissingPrerequisite(
+            "Java 17 is missing (Spark runs the EMR steps locally): "
+            "apt-get install openjdk-17-jre-headless, or " + SETUP_HINT
+        )
 
 
 def require_node() -> None:
     # aws-cdk-lib runs on Node (jsii): the rehearsal synthesizes the stack whose IAM policies it enforces.
     if shutil.which("node") is None:
-        raise MissingPrerequisite("Node.js is missing (the rehearsal synthesizes the CDK stack to enforce its IAM "
-                                  "policies): apt-get install nodejs, or " + SETUP_HINT)
+        raise MissingPrerequisite(
+            "Node.js is missing (the rehearsal synthesizes the CDK stack to enforce its IAM "
+            "policies): apt-get install nodejs, or " + SETUP_HINT
+        )
 
 
 def mariadb_binary(name: str) -> str:
@@ -85,8 +89,16 @@ class RehearsalDatabase:
     With ``ca_bundle`` the admin connection uses TLS verified against it (for a server that requires TLS).
     """
 
-    def __init__(self, *, name: str, username: str, password: str, host: str = "127.0.0.1", port: int = 3306,
-                 ca_bundle: Path | None = None):
+    def __init__(
+        self,
+        *,
+        name: str,
+        username: str,
+        password: str,
+        host: str = "127.0.0.1",
+        port: int = 3306,
+        ca_bundle: Path | None = None,
+    ):
         self.name, self.username, self.password = name, username, password
         self.host, self.port, self.ca_bundle = host, port, ca_bundle
 
@@ -99,7 +111,8 @@ class RehearsalDatabase:
         except pymysql.err.OperationalError as error:
             raise MissingPrerequisite(
                 f"cannot log in to MariaDB on {self.host}:{self.port} as root without a password ({error.args[-1]}): "
-                + SETUP_HINT) from None
+                + SETUP_HINT
+            ) from None
 
     def create(self) -> None:
         with self._admin() as conn, conn.cursor() as cursor:
@@ -128,8 +141,11 @@ class RehearsalDatabase:
 
 def new_database_credentials() -> dict[str, str]:
     suffix = secrets.token_hex(4)
-    return {"database": f"airflow_rehearsal_{suffix}", "username": f"airflow_{suffix}",
-            "password": secrets.token_urlsafe(24)}
+    return {
+        "database": f"airflow_rehearsal_{suffix}",
+        "username": f"airflow_{suffix}",
+        "password": secrets.token_urlsafe(24),
+    }
 
 
 class RehearsalRedis:
@@ -153,32 +169,40 @@ class RehearsalRedis:
         if not self.tls:
             return f"port {self.port}\n"
         self.certs = write_test_ca_and_server_cert(self.workdir / "tls")
-        return (f"port 0\ntls-port {self.port}\ntls-cert-file {self.certs['cert']}\ntls-key-file {self.certs['key']}\n"
-                f"tls-ca-cert-file {self.certs['ca']}\ntls-auth-clients no\n")
+        return (
+            f"port 0\ntls-port {self.port}\ntls-cert-file {self.certs['cert']}\ntls-key-file {self.certs['key']}\n"
+            f"tls-ca-cert-file {self.certs['ca']}\ntls-auth-clients no\n"
+        )
 
     def start(self) -> None:
         binary = require_redis_server()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = (f"bind 127.0.0.1\n{self._listen()}requirepass {json.dumps(self.password)}\n"
-                  f"save \"\"\nappendonly no\ndir {self.workdir}\n")
+        config = (
+            f"bind 127.0.0.1\n{self._listen()}requirepass {json.dumps(self.password)}\n"
+            f'save ""\nappendonly no\ndir {self.workdir}\n'
+        )
         log = (self.workdir / "redis.log").open("ab")
         # Config on stdin keeps the AUTH token off the command line and off disk.
-        self.process = subprocess.Popen([binary, "-"], stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [binary, "-"], stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.process.stdin.write(config.encode())
         self.process.stdin.close()
         deadline = time.monotonic() + 15
         while not port_open("127.0.0.1", self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise MissingPrerequisite(f"redis-server did not start on 127.0.0.1:{self.port}, see {self.workdir / 'redis.log'}")
+                raise MissingPrerequisite(
+                    f"redis-server did not start on 127.0.0.1:{self.port}, see {self.workdir / 'redis.log'}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
 
 
-def write_test_ca_and_server_cert(directory: Path, *, server_names: tuple[str, ...] = ("localhost",),
-                                  server_ips: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, Path]:
+def write_test_ca_and_server_cert(
+    directory: Path, *, server_names: tuple[str, ...] = ("localhost",), server_ips: tuple[str, ...] = ("127.0.0.1",)
+) -> dict[str, Path]:
     """A private CA (ca.pem) and a server certificate it signed (server-cert.pem, server-key.pem)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -187,32 +211,62 @@ def write_test_ca_and_server_cert(directory: Path, *, server_names: tuple[str, .
 
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-    valid = {"not_valid_before": now - datetime.timedelta(minutes=5), "not_valid_after": now + datetime.timedelta(days=2)}
+    valid = {
+        "not_valid_before": now - datetime.timedelta(minutes=5),
+        "not_valid_after": now + datetime.timedelta(days=2),
+    }
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"test CA {secrets.token_hex(4)}")])
-    ca_cert = (x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
-                                       serial_number=x509.random_serial_number(), **valid)
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                            content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        x509.CertificateBuilder(
+            subject_name=ca_name,
+            issuer_name=ca_name,
+            public_key=ca_key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     server_key = ec.generate_private_key(ec.SECP256R1())
     alt_names = [x509.DNSName(n) for n in server_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in server_ips]
-    server_cert = (x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]),
-                                           issuer_name=ca_name, public_key=server_key.public_key(),
-                                           serial_number=x509.random_serial_number(), **valid)
-                   .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-                   .sign(ca_key, hashes.SHA256()))
+    server_cert = (
+        x509.CertificateBuilder(
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]),
+            issuer_name=ca_name,
+            public_key=server_key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = {"ca": directory / "ca.pem", "cert": directory / "server-cert.pem", "key": directory / "server-key.pem"}
     paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption()))
+    paths["key"].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     paths["key"].chmod(0o600)
     return paths
 
@@ -244,20 +298,42 @@ class TlsOnlyMariaDb:
         self.certs = write_test_ca_and_server_cert(self.workdir / "tls")
         user = getpass.getuser()
         install = subprocess.run(
-            [mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            capture_output=True, text=True, check=False)
+            [
+                mariadb_binary("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--user={user}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if install.returncode:
             raise MissingPrerequisite(f"mariadb-install-db failed: {install.stderr.strip()[-500:]}")
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--user={user}",
-             f"--socket={self.workdir / 'mariadb.sock'}", f"--pid-file={self.workdir / 'mariadb.pid'}",
-             "--bind-address=127.0.0.1", f"--port={self.port}", "--skip-name-resolve",
-             f"--ssl-ca={self.certs['ca']}", f"--ssl-cert={self.certs['cert']}", f"--ssl-key={self.certs['key']}",
-             "--require-secure-transport=ON",
-             *([f"--max-connections={self.max_connections}"] if self.max_connections else [])],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                mariadb_binary("mariadbd"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--user={user}",
+                f"--socket={self.workdir / 'mariadb.sock'}",
+                f"--pid-file={self.workdir / 'mariadb.pid'}",
+                "--bind-address=127.0.0.1",
+                f"--port={self.port}",
+                "--skip-name-resolve",
+                f"--ssl-ca={self.certs['ca']}",
+                f"--ssl-cert={self.certs['cert']}",
+                f"--ssl-key={self.certs['key']}",
+                "--require-secure-transport=ON",
+                *([f"--max-connections={self.max_connections}"] if self.max_connections else []),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -266,8 +342,9 @@ class TlsOnlyMariaDb:
             time.sleep(0.2)
 
     def database(self, *, name: str, username: str, password: str) -> RehearsalDatabase:
-        return RehearsalDatabase(name=name, username=username, password=password, port=self.port,
-                                 ca_bundle=self.ca_bundle)
+        return RehearsalDatabase(
+            name=name, username=username, password=password, port=self.port, ca_bundle=self.ca_bundle
+        )
 
     def stop(self) -> None:
         stop_process(self.process, timeout=30)

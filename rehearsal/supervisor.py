@@ -100,7 +100,9 @@ class _Service:
             for command in self.unit.exec_start_pre:
                 result = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False)
                 if result.returncode:
-                    raise UnitStartError(f"{self.key}: ExecStartPre {command[0]} exited {result.returncode}, see {self.log_path}")
+                    raise UnitStartError(
+                        f"{self.key}: ExecStartPre {command[0]} exited {result.returncode}, see {self.log_path}"
+                    )
             self.process = subprocess.Popen(
                 self.unit.exec_start, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
@@ -206,7 +208,9 @@ class Supervisor:
 
 
 def _stop_process(process: subprocess.Popen, unit: Unit, timeout_cap: float | None) -> None:
-    deadline = time.monotonic() + min(unit.timeout_stop_sec, timeout_cap if timeout_cap is not None else unit.timeout_stop_sec)
+    deadline = time.monotonic() + min(
+        unit.timeout_stop_sec, timeout_cap if timeout_cap is not None else unit.timeout_stop_sec
+    )
     if unit.kill_mode == "mixed":
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)

@@ -28,8 +28,9 @@ class UiError(RuntimeError):
 
 def require_chromium() -> None:
     if not CHROMIUM.is_file():
-        raise MissingPrerequisite(f"{CHROMIUM} is missing (the UI check drives Debian's Chromium): "
-                                  f"apt-get install chromium, or {SETUP_HINT}")
+        raise MissingPrerequisite(
+            f"{CHROMIUM} is missing (the UI check drives Debian's Chromium): apt-get install chromium, or {SETUP_HINT}"
+        )
 
 
 @contextmanager
@@ -54,8 +55,10 @@ def signed_in(base_url: str, username: str, password: str, path: str = "/") -> I
             if "/auth/login" in page.url:
                 # FAB's flash message, without its close button's "×".
                 alert = " ".join(page.locator(".alert").all_inner_texts()).replace("×", " ").split()
-                raise UiError(f"the UI did not let {username} in at {base_url}/auth/login: "
-                              f"{' '.join(alert) or 'no message shown'}")
+                raise UiError(
+                    f"the UI did not let {username} in at {base_url}/auth/login: "
+                    f"{' '.join(alert) or 'no message shown'}"
+                )
             yield page
         finally:
             browser.close()

@@ -110,7 +110,10 @@ def render(assembly_dir: Path, stack_name: str) -> str:
     wearers = attached_groups(resources, owner)
     network_edges: dict[tuple[str, str], set[str]] = defaultdict(set)
     for resource in resources.values():
-        if resource["Type"] != "AWS::EC2::SecurityGroupIngress" or "SourceSecurityGroupId" not in resource["Properties"]:
+        if (
+            resource["Type"] != "AWS::EC2::SecurityGroupIngress"
+            or "SourceSecurityGroupId" not in resource["Properties"]
+        ):
             continue
         rule = resource["Properties"]
         for source_sg in references(rule["SourceSecurityGroupId"]):
@@ -129,7 +132,9 @@ def render(assembly_dir: Path, stack_name: str) -> str:
     node_id = {group: re.sub(r"\W", "_", group) for group in types}
     lines = ["```mermaid", "flowchart LR"]
     for group in sorted(types):
-        summary = "<br/>".join(f"{name} x{count}" if count > 1 else name for name, count in sorted(types[group].items()))
+        summary = "<br/>".join(
+            f"{name} x{count}" if count > 1 else name for name, count in sorted(types[group].items())
+        )
         lines.append(f'  {node_id[group]}["<b>{group}</b><br/>{summary}"]')
     for (source, target), ports in sorted(network_edges.items()):
         lines.append(f'  {node_id[source]} -->|"{", ".join(sorted(ports))}"| {node_id[target]}')

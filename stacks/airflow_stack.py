@@ -48,7 +48,12 @@ class PipelineUris:
 
 class AirflowStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs) -> None:
-        super().__init__(scope, construct_id, description="Self-managed Apache Airflow 3 cluster driving an EMR PySpark pipeline", **kwargs)
+        super().__init__(
+            scope,
+            construct_id,
+            description="Self-managed Apache Airflow 3 cluster driving an EMR PySpark pipeline",
+            **kwargs,
+        )
         self.config = config
         removal = cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY
 
@@ -57,19 +62,36 @@ class AirflowStack(cdk.Stack):
         buckets = Buckets(self, "Buckets", removal_policy=removal)
         secrets = AirflowSecrets(self, "Secrets", removal_policy=removal, with_flower=config.uses_celery)
         database = MetadataDatabase(
-            self, "MetadataDb", vpc=network.vpc, subnets=network.private_subnets, clients=clients,
-            instance_type=config.db_instance_type, multi_az=config.is_prod, removal_policy=removal,
+            self,
+            "MetadataDb",
+            vpc=network.vpc,
+            subnets=network.private_subnets,
+            clients=clients,
+            instance_type=config.db_instance_type,
+            multi_az=config.is_prod,
+            removal_policy=removal,
         )
         broker = None
         if config.uses_celery:
             broker = Broker(
-                self, "Broker", vpc=network.vpc, subnet_ids=[subnet.subnet_id for subnet in network.vpc.private_subnets],
-                clients=clients, node_type=config.cache_node_type, multi_az=config.is_prod, removal_policy=removal,
+                self,
+                "Broker",
+                vpc=network.vpc,
+                subnet_ids=[subnet.subnet_id for subnet in network.vpc.private_subnets],
+                clients=clients,
+                node_type=config.cache_node_type,
+                multi_az=config.is_prod,
+                removal_policy=removal,
             )
-        shared_fs = SharedFileSystem(self, "SharedFs", vpc=network.vpc, subnets=network.private_subnets, clients=clients, removal_policy=removal)
+        shared_fs = SharedFileSystem(
+            self, "SharedFs", vpc=network.vpc, subnets=network.private_subnets, clients=clients, removal_policy=removal
+        )
         emr_sgs = EmrSecurityGroups(self, "EmrSecurityGroups", vpc=network.vpc)
         mail = Mail(
-            self, "Mail", sender_email=config.sender_email, alert_email=config.alert_email,
+            self,
+            "Mail",
+            sender_email=config.sender_email,
+            alert_email=config.alert_email,
             existing_identities=config.existing_ses_identities,
         )
 
@@ -81,15 +103,25 @@ class AirflowStack(cdk.Stack):
             airflow_logs=Buckets.uri(buckets.logs, layout.AIRFLOW_LOG_PREFIX),
         )
         emr_roles = EmrRoles(
-            self, "EmrRoles", readable=[uris.input, uris.steps], writable=[uris.output, uris.emr_logs],
+            self,
+            "EmrRoles",
+            readable=[uris.input, uris.steps],
+            writable=[uris.output, uris.emr_logs],
             cluster_tag=(STACK_TAG_KEY, self.stack_name),
         )
         assets = s3_assets.Asset(self, "AirflowAssets", path=str(AIRFLOW_ASSETS_DIR), exclude=ASSET_EXCLUDES)
         RepoUploads(
-            self, "Uploads", emr_steps_dir=EMR_STEPS_DIR, code_bucket=buckets.code, code_prefix=layout.EMR_STEPS_PREFIX,
+            self,
+            "Uploads",
+            emr_steps_dir=EMR_STEPS_DIR,
+            code_bucket=buckets.code,
+            code_prefix=layout.EMR_STEPS_PREFIX,
             # The sample is uploaded only when the pipeline reads it.
-            dataset=config.dataset_path if config.input_uri is None else None, data_bucket=buckets.data,
-            dataset_prefix=layout.INPUT_PREFIX, asset_bucket=assets.bucket, removal_policy=removal,
+            dataset=config.dataset_path if config.input_uri is None else None,
+            data_bucket=buckets.data,
+            dataset_prefix=layout.INPUT_PREFIX,
+            asset_bucket=assets.bucket,
+            removal_policy=removal,
         )
 
         # The worker node runs task code, so it gets a role of its own that cannot read the metadata DB
@@ -106,7 +138,10 @@ class AirflowStack(cdk.Stack):
         for node_role in dict.fromkeys(node_roles.values()):
             node_role.allow(
                 # emr_logs: the outcome mail quotes the steps' failure summaries written there.
-                *s3_read(uris.steps), *s3_read(uris.input), *s3_read(uris.output), *s3_read(uris.emr_logs),
+                *s3_read(uris.steps),
+                *s3_read(uris.input),
+                *s3_read(uris.output),
+                *s3_read(uris.emr_logs),
                 *s3_write(uris.airflow_logs),
                 wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
             )
@@ -141,7 +176,9 @@ class AirflowStack(cdk.Stack):
         api_server, worker = self._nodes(network, node_roles, assets, shared_fs, node_env)
         self._outputs(api_server, worker, buckets, database, broker, secrets, uris)
 
-    def _node_env(self, database: MetadataDatabase, broker: Broker | None, secrets: AirflowSecrets, uris: PipelineUris) -> dict[str, str]:
+    def _node_env(
+        self, database: MetadataDatabase, broker: Broker | None, secrets: AirflowSecrets, uris: PipelineUris
+    ) -> dict[str, str]:
         """node.env of contracts §4, common to every node (secret ARNs only, never values)."""
         config = self.config
         return {
@@ -186,22 +223,45 @@ class AirflowStack(cdk.Stack):
             "EMR_PIPELINE_JSON": self.to_json_string(self.emr_pipeline.to_dict()),
         }
 
-    def _nodes(self, network: Network, node_roles: dict[str, AirflowNodeRole], assets: s3_assets.Asset, shared_fs: SharedFileSystem, node_env: dict[str, str]):
+    def _nodes(
+        self,
+        network: Network,
+        node_roles: dict[str, AirflowNodeRole],
+        assets: s3_assets.Asset,
+        shared_fs: SharedFileSystem,
+        node_env: dict[str, str],
+    ):
         config = self.config
 
         private = network.vpc.private_subnets
         node_envs: list[dict[str, str]] = []
 
-        def node(role_name: str, construct_id: str, instance_type: str, api_server_host: str, extra_sgs: list[ec2.ISecurityGroup]) -> AirflowNode:
+        def node(
+            role_name: str,
+            construct_id: str,
+            instance_type: str,
+            api_server_host: str,
+            extra_sgs: list[ec2.ISecurityGroup],
+        ) -> AirflowNode:
             # prod puts the scheduler node in the second AZ, so the two schedulers (one on the api-server
             # node) survive the loss of one AZ; dev keeps every node in one AZ (no cross-AZ traffic).
             subnet = private[1] if config.is_prod and role_name == "scheduler" else private[0]
             node_envs.append({"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host})
             return AirflowNode(
-                self, construct_id, role_name=role_name, vpc=network.vpc, subnets=ec2.SubnetSelection(subnets=[subnet]),
-                security_groups=[network.airflow_nodes_sg, *extra_sgs], instance_type=instance_type, iam_role=node_roles[role_name].role, assets=assets,
-                node_env={"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host}, ca_bundles={CA_BUNDLE_PATH: CA_BUNDLE_URL},
-                fstab_line=shared_fs.fstab_line, mount_point=MOUNT_POINT, termination_protection=config.is_prod,
+                self,
+                construct_id,
+                role_name=role_name,
+                vpc=network.vpc,
+                subnets=ec2.SubnetSelection(subnets=[subnet]),
+                security_groups=[network.airflow_nodes_sg, *extra_sgs],
+                instance_type=instance_type,
+                iam_role=node_roles[role_name].role,
+                assets=assets,
+                node_env={"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host},
+                ca_bundles={CA_BUNDLE_PATH: CA_BUNDLE_URL},
+                fstab_line=shared_fs.fstab_line,
+                mount_point=MOUNT_POINT,
+                termination_protection=config.is_prod,
             )
 
         ui_sgs = [network.ui_access_sg(config.allowed_ui_cidr)] if config.allowed_ui_cidr else []
@@ -211,8 +271,16 @@ class AirflowStack(cdk.Stack):
         scheduler = node("scheduler", "Scheduler", config.scheduler_instance_type, dns.api_server_host, [])
         api_server = node("api-server", "ApiServer", config.api_server_instance_type, "127.0.0.1", ui_sgs)
         dns.point_api_server_at(api_server.instance)
-        worker = node("worker", "Worker", config.worker_instance_type, dns.api_server_host, []) if config.uses_celery else None
-        nodes = {role: member for role, member in (("scheduler", scheduler), ("api-server", api_server), ("worker", worker)) if member}
+        worker = (
+            node("worker", "Worker", config.worker_instance_type, dns.api_server_host, [])
+            if config.uses_celery
+            else None
+        )
+        nodes = {
+            role: member
+            for role, member in (("scheduler", scheduler), ("api-server", api_server), ("worker", worker))
+            if member
+        }
         for role, member in nodes.items():
             for before in STARTS_AFTER[role]:
                 member.node.add_dependency(nodes[before])
@@ -224,17 +292,28 @@ class AirflowStack(cdk.Stack):
                 member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role_name].policy)
         return api_server, worker
 
-    def _outputs(self, api_server: AirflowNode, worker: AirflowNode | None, buckets: Buckets, database: MetadataDatabase,
-                 broker: Broker | None, secrets: AirflowSecrets, uris: PipelineUris) -> None:
+    def _outputs(
+        self,
+        api_server: AirflowNode,
+        worker: AirflowNode | None,
+        buckets: Buckets,
+        database: MetadataDatabase,
+        broker: Broker | None,
+        secrets: AirflowSecrets,
+        uris: PipelineUris,
+    ) -> None:
         def port_forward(instance: ec2.Instance, port: int) -> str:
             return (
                 f"aws ssm start-session --region {self.region} --target {instance.instance_id} "
                 "--document-name AWS-StartPortForwardingSession "
-                f"--parameters '{{\"portNumber\":[\"{port}\"],\"localPortNumber\":[\"{port}\"]}}'"
+                f'--parameters \'{{"portNumber":["{port}"],"localPortNumber":["{port}"]}}\''
             )
 
         outputs = {
-            "UiPortForwardCommand": (port_forward(api_server.instance, API_SERVER_PORT), f"run, then open http://localhost:{API_SERVER_PORT} (user admin)"),
+            "UiPortForwardCommand": (
+                port_forward(api_server.instance, API_SERVER_PORT),
+                f"run, then open http://localhost:{API_SERVER_PORT} (user admin)",
+            ),
             "AdminPasswordCommand": (
                 f"aws secretsmanager get-secret-value --region {self.region} --secret-id {secrets.admin_password.secret_arn} --query SecretString --output text",
                 "prints the admin password (the value is not in the template)",
@@ -244,12 +323,24 @@ class AirflowStack(cdk.Stack):
             "CodeBucketName": (buckets.code.bucket_name, "EMR steps (emr_steps/)"),
             "InputUri": (uris.input, "CSV read by the EMR pipeline"),
             "OutputUri": (uris.output, "Parquet written by the EMR pipeline"),
-            "DbEndpoint": (f"{database.host}:{database.instance.db_instance_endpoint_port}", "Airflow metadata DB (TLS only)"),
-            "EmrPipelineVariable": (self.to_json_string(self.emr_pipeline.to_dict()), "value of the Airflow Variable emr_pipeline"),
+            "DbEndpoint": (
+                f"{database.host}:{database.instance.db_instance_endpoint_port}",
+                "Airflow metadata DB (TLS only)",
+            ),
+            "EmrPipelineVariable": (
+                self.to_json_string(self.emr_pipeline.to_dict()),
+                "value of the Airflow Variable emr_pipeline",
+            ),
         }
         if worker:
-            outputs["FlowerPortForwardCommand"] = (port_forward(worker.instance, FLOWER_PORT), f"run, then open http://localhost:{FLOWER_PORT}")
+            outputs["FlowerPortForwardCommand"] = (
+                port_forward(worker.instance, FLOWER_PORT),
+                f"run, then open http://localhost:{FLOWER_PORT}",
+            )
         if broker:
-            outputs["BrokerEndpoint"] = (f"{broker.host}:{broker.replication_group.attr_primary_end_point_port}", "Celery broker (TLS + AUTH)")
+            outputs["BrokerEndpoint"] = (
+                f"{broker.host}:{broker.replication_group.attr_primary_end_point_port}",
+                "Celery broker (TLS + AUTH)",
+            )
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)

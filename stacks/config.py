@@ -164,7 +164,9 @@ def _ui_cidr(value: Any) -> str | None:
     if network.version != 4:
         raise ValueError(f"{value!r} is IPv6; the VPC is IPv4-only")
     if network.prefixlen < 8:
-        raise ValueError(f"{value!r} opens the UI to (nearly) the whole internet; use a /8 or narrower range, or leave it unset and use SSM port forwarding")
+        raise ValueError(
+            f"{value!r} opens the UI to (nearly) the whole internet; use a /8 or narrower range, or leave it unset and use SSM port forwarding"
+        )
     return str(network)
 
 
@@ -214,7 +216,11 @@ def _ses_identities(value: Any) -> tuple[str, ...]:
 
 def is_placeholder_address(address: str) -> bool:
     domain = address.rpartition("@")[2].lower()
-    return domain in PLACEHOLDER_DOMAINS or any(domain.endswith("." + placeholder) for placeholder in PLACEHOLDER_DOMAINS) or domain.rpartition(".")[2] in PLACEHOLDER_TLDS
+    return (
+        domain in PLACEHOLDER_DOMAINS
+        or any(domain.endswith("." + placeholder) for placeholder in PLACEHOLDER_DOMAINS)
+        or domain.rpartition(".")[2] in PLACEHOLDER_TLDS
+    )
 
 
 def existing_identity_for(address: str, existing: tuple[str, ...]) -> str | None:
@@ -242,7 +248,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "scheduler_instance_type": _matching(_EC2_TYPE, "an EC2 instance type such as t3.medium"),
     "worker_instance_type": _matching(_EC2_TYPE, "an EC2 instance type such as t3.large"),
     "db_instance_type": _matching(_EC2_TYPE, "an RDS instance class without the db. prefix, such as t4g.micro"),
-    "cache_node_type": _matching(re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$"), "an ElastiCache node type such as cache.t4g.micro"),
+    "cache_node_type": _matching(
+        re.compile(r"^cache\.[a-z0-9]+\.[a-z0-9]+$"), "an ElastiCache node type such as cache.t4g.micro"
+    ),
     "sender_email": _matching(_EMAIL, "an e-mail address"),
     "alert_email": _matching(_EMAIL, "an e-mail address"),
     "allowed_ui_cidr": _ui_cidr,
@@ -274,7 +282,9 @@ def parse_config(context: Mapping[str, Any]) -> DeploymentConfig:
         except ValueError as error:
             problems.append(f"context parameter {field.name!r}: {error}")
     if not problems and values["executor"] == "LocalExecutor" and values["scheduler_count"] != 1:
-        problems.append("context parameter 'scheduler_count': LocalExecutor runs tasks inside one scheduler; use scheduler_count=1")
+        problems.append(
+            "context parameter 'scheduler_count': LocalExecutor runs tasks inside one scheduler; use scheduler_count=1"
+        )
     if not problems:
         problems += _mail_problems(values)
     if problems:

@@ -39,8 +39,14 @@ _MEMORY_OPTIMISED_SIZE_GIB = {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge
 # Nominal memory (GiB) of the RDS instance classes the budget knows (without the db. prefix).
 INSTANCE_MEMORY_GIB: dict[str, int] = {
     **{f"{family}.{size}": gib for family in ("t3", "t4g") for size, gib in _SIZE_GIB.items() if size != "4xlarge"},
-    **{f"{family}.{size}": gib for family in ("m5", "m6g", "m6i", "m7g") for size, gib in _SIZE_GIB.items() if gib >= 8},
-    **{f"{family}.{size}": gib for family in ("r5", "r6g", "r6i", "r7g") for size, gib in _MEMORY_OPTIMISED_SIZE_GIB.items()},
+    **{
+        f"{family}.{size}": gib for family in ("m5", "m6g", "m6i", "m7g") for size, gib in _SIZE_GIB.items() if gib >= 8
+    },
+    **{
+        f"{family}.{size}": gib
+        for family in ("r5", "r6g", "r6i", "r7g")
+        for size, gib in _MEMORY_OPTIMISED_SIZE_GIB.items()
+    },
 }
 
 
@@ -84,7 +90,10 @@ def node_budget(node_env: Mapping[str, str], is_unresolved=lambda value: False) 
     from dotenv import dotenv_values
 
     node_module = _load_node_module()
-    env = {**node_module.DEFAULTS, **{key: '"deploy-time value"' if is_unresolved(value) else str(value) for key, value in node_env.items()}}
+    env = {
+        **node_module.DEFAULTS,
+        **{key: '"deploy-time value"' if is_unresolved(value) else str(value) for key, value in node_env.items()},
+    }
     node = node_module.Node(env, Path("/etc/airflow/node.env"))
     settings = dotenv_values(stream=io.StringIO(node.rendered_files()[node.env_file]))
 
@@ -110,7 +119,9 @@ def node_budget(node_env: Mapping[str, str], is_unresolved=lambda value: False) 
     return NodeBudget(env["AIRFLOW_ROLE"], per_process)
 
 
-def check_connection_budget(instance_class: str, node_envs: list[Mapping[str, str]], is_unresolved=lambda value: False) -> list[NodeBudget]:
+def check_connection_budget(
+    instance_class: str, node_envs: list[Mapping[str, str]], is_unresolved=lambda value: False
+) -> list[NodeBudget]:
     """Raise ConfigError when the nodes can open more connections than the database allows."""
     budgets = [node_budget(env, is_unresolved) for env in node_envs]
     needed = sum(budget.total for budget in budgets)

@@ -27,7 +27,9 @@ def start_waves(roles: Iterable[str]) -> list[list[str]]:
     waves = []
     while pending:
         # A role this deployment lacks (no worker under LocalExecutor) holds nobody back.
-        wave = [role for role in pending if all(before in started or before not in pending for before in STARTS_AFTER[role])]
+        wave = [
+            role for role in pending if all(before in started or before not in pending for before in STARTS_AFTER[role])
+        ]
         waves.append(wave)
         started.update(wave)
         pending = [role for role in pending if role not in wave]

@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     redis.add_argument("--host", required=True)
     redis.add_argument("--port", default="6379")
     redis.add_argument("--tls", action="store_true")
-    redis.add_argument("--ca-bundle", default="", help="with --tls: verify against this CA file, not the OS trust store")
+    redis.add_argument(
+        "--ca-bundle", default="", help="with --tls: verify against this CA file, not the OS trust store"
+    )
     return parser
 
 
@@ -102,7 +104,9 @@ def resolve(args: argparse.Namespace) -> str:
         try:
             credentials = json.loads(secret)
         except json.JSONDecodeError:
-            raise SystemExit(f"airflow_secret: secret {args.secret_id} is not JSON with username and password") from None
+            raise SystemExit(
+                f"airflow_secret: secret {args.secret_id} is not JSON with username and password"
+            ) from None
         return mysql_url(
             credentials,
             scheme=args.scheme,

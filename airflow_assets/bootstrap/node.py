@@ -120,8 +120,16 @@ class Node:
     def processes(self) -> list[Process]:
         airflow = str(self.venv / "bin" / "airflow")
         commands = {
-            "api-server": [airflow, "api-server", "--host", self.env["API_SERVER_BIND"],
-                           "--port", self.env["API_SERVER_PORT"], "--workers", self.env["API_SERVER_WORKERS"]],
+            "api-server": [
+                airflow,
+                "api-server",
+                "--host",
+                self.env["API_SERVER_BIND"],
+                "--port",
+                self.env["API_SERVER_PORT"],
+                "--workers",
+                self.env["API_SERVER_WORKERS"],
+            ],
             "scheduler": [airflow, "scheduler"],
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer"],
@@ -130,20 +138,30 @@ class Node:
         }
         python = str(self.venv / "bin" / "python")
         pre = {
-            "api-server": [self.secret_command("exec", "--")[:3] + ["--", python, str(ADMIN_USER_SCRIPT),
-                                                                    self.env["ADMIN_PASSWORD_SECRET_ID"], "--user", "admin"]],
+            "api-server": [
+                self.secret_command("exec", "--")[:3]
+                + ["--", python, str(ADMIN_USER_SCRIPT), self.env["ADMIN_PASSWORD_SECRET_ID"], "--user", "admin"]
+            ],
         }
         # Flower's REST API answers only with basic auth configured: user admin with the Flower password
         # secret (the worker node's role cannot read the admin password), set for the Flower process alone.
         names = self._process_names()
         only_here = {}
         if "flower" in names:
-            flower_auth = shlex.join(self.secret_command("basic-auth", self.env["FLOWER_PASSWORD_SECRET_ID"], "--user", "admin"))
+            flower_auth = shlex.join(
+                self.secret_command("basic-auth", self.env["FLOWER_PASSWORD_SECRET_ID"], "--user", "admin")
+            )
             only_here["flower"] = ["--set", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH_CMD", flower_auth]
         exec_helper = self.secret_command("exec", "--")[:3]
-        return [Process(name, exec_helper + only_here.get(name, []) + ["--"] + commands[name], pre.get(name, []),
-                        *self._stop_policy(name))
-                for name in names]
+        return [
+            Process(
+                name,
+                exec_helper + only_here.get(name, []) + ["--"] + commands[name],
+                pre.get(name, []),
+                *self._stop_policy(name),
+            )
+            for name in names
+        ]
 
     def _stop_policy(self, name: str) -> tuple[str, int]:
         if name not in WARM_SHUTDOWN_PROCESSES:
@@ -164,9 +182,11 @@ class Node:
         sync_tls = ["--ca-bundle", env["DB_CA_BUNDLE"]] if tls else []
         return {
             "sql_alchemy_conn_cmd": shlex.join(
-                self.secret_command("mysql-url", env["DB_SECRET_ID"], *options, *sync_tls)),
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], *options, *sync_tls)
+            ),
             "sql_alchemy_conn_async_cmd": shlex.join(
-                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)),
+                self.secret_command("mysql-url", env["DB_SECRET_ID"], "--scheme", "mysql+aiomysql", *options)
+            ),
             "sql_alchemy_connect_args_async": f"{ASYNC_DB_TLS_MODULE.stem}.CONNECT_ARGS",
             "ca_bundle": env["DB_CA_BUNDLE"] if tls else "",
             "ca_bundle_variable": CA_BUNDLE_VARIABLE,
@@ -350,9 +370,13 @@ def _airflow_environment(node: Node) -> dict[str, str]:
 
 def run_airflow(node: Node, args: list[str]) -> subprocess.CompletedProcess[str]:
     """The airflow CLI with this node's settings, as the service user (like the bootstrap's airflow_cli)."""
-    as_user = ["runuser", "-u", node.env["AIRFLOW_USER"], "--"] if node.env["AIRFLOW_USER"] and os.geteuid() == 0 else []
+    as_user = (
+        ["runuser", "-u", node.env["AIRFLOW_USER"], "--"] if node.env["AIRFLOW_USER"] and os.geteuid() == 0 else []
+    )
     command = [*as_user, *node.secret_command("exec", "--")[:3], "--", str(node.venv / "bin" / "airflow"), *args]
-    return subprocess.run(command, env=_airflow_environment(node), capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        command, env=_airflow_environment(node), capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def _secret_output(command: list[str], node: Node) -> str:
@@ -387,8 +411,9 @@ def wait_healthy(node: Node, timeout: float, interval: float = 3.0) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("render", "units", "env-file", "health", "migrates", "uses-database",
-                                            "restart-needed"))
+    parser.add_argument(
+        "command", choices=("render", "units", "env-file", "health", "migrates", "uses-database", "restart-needed")
+    )
     parser.add_argument("--timeout", type=float)
     args = parser.parse_args(argv)
     path = Path(os.environ.get("NODE_ENV_FILE", "/etc/airflow/node.env"))

@@ -56,9 +56,20 @@ DEFAULTS = {
     "WORKER_STOP_TIMEOUT_SECONDS": "900",
     "AWS_ENDPOINT_URL": "",
 }
-REQUIRED = ("AIRFLOW_ROLE", "AWS_REGION", "AIRFLOW_HOME", "AIRFLOW_VENV", "DAGS_FOLDER", "API_SERVER_HOST",
-            "FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID",
-            "ADMIN_PASSWORD_SECRET_ID", "REMOTE_LOG_URI", "EMR_PIPELINE_JSON")
+REQUIRED = (
+    "AIRFLOW_ROLE",
+    "AWS_REGION",
+    "AIRFLOW_HOME",
+    "AIRFLOW_VENV",
+    "DAGS_FOLDER",
+    "API_SERVER_HOST",
+    "FERNET_KEY_SECRET_ID",
+    "JWT_SECRET_SECRET_ID",
+    "API_SECRET_KEY_SECRET_ID",
+    "ADMIN_PASSWORD_SECRET_ID",
+    "REMOTE_LOG_URI",
+    "EMR_PIPELINE_JSON",
+)
 REQUIRED_FOR = {
     ("DB_KIND", "mysql"): ("DB_HOST", "DB_NAME", "DB_SECRET_ID"),
     ("EXECUTOR", "CeleryExecutor"): ("REDIS_HOST", "REDIS_AUTH_SECRET_ID", "FLOWER_PASSWORD_SECRET_ID"),
@@ -85,7 +96,9 @@ def render(values: Mapping[str, str]) -> str:
         if not _KEY.fullmatch(key):
             raise NodeEnvError(f"node.env key {key!r} is not an upper-case shell name")
         if "'" in value or "\n" in value:
-            raise NodeEnvError(f"node.env value of {key} holds a single quote or a line break, which the format cannot carry")
+            raise NodeEnvError(
+                f"node.env value of {key} holds a single quote or a line break, which the format cannot carry"
+            )
         lines.append(f"{key}={value}" if _BARE.fullmatch(value) else f"{key}='{value}'")
     return "\n".join(lines) + "\n"
 
@@ -113,7 +126,9 @@ def validate(values: Mapping[str, str], source: str = "node.env") -> dict[str, s
     """The node's parameters: DEFAULTS under the file's values (an empty value takes the default), checked."""
     unknown = sorted(set(values) - KEYS)
     if unknown:
-        raise NodeEnvError(f"{source} has keys no node reads: {', '.join(unknown)} (node.env's keys: airflow_assets/bootstrap/node_env_file.py)")
+        raise NodeEnvError(
+            f"{source} has keys no node reads: {', '.join(unknown)} (node.env's keys: airflow_assets/bootstrap/node_env_file.py)"
+        )
     env = {**DEFAULTS, **{k: v for k, v in values.items() if v != "" or k not in DEFAULTS}}
     missing = [k for k in REQUIRED if not env.get(k)]
     for (key, value), keys in REQUIRED_FOR.items():
@@ -128,8 +143,10 @@ def validate(values: Mapping[str, str], source: str = "node.env") -> dict[str, s
     if env["DB_KIND"] not in {"mysql", "sqlite"}:
         raise NodeEnvError(f"{source}: DB_KIND must be mysql or sqlite, not {env['DB_KIND']!r}")
     if env["DB_KIND"] == "mysql" and truthy(env["DB_TLS"]) and not env["DB_CA_BUNDLE"]:
-        raise NodeEnvError(f"{source}: DB_TLS=true needs DB_CA_BUNDLE, the CA file that verifies the database "
-                           "certificate (TLS without it would accept any server)")
+        raise NodeEnvError(
+            f"{source}: DB_TLS=true needs DB_CA_BUNDLE, the CA file that verifies the database "
+            "certificate (TLS without it would accept any server)"
+        )
     if env["EXECUTOR"] not in {"CeleryExecutor", "LocalExecutor"}:
         raise NodeEnvError(f"{source}: EXECUTOR must be CeleryExecutor or LocalExecutor, not {env['EXECUTOR']!r}")
     try:

@@ -78,8 +78,10 @@ class GatedMotoServer:
             denial = gate.check(call)
             if denial is not None:
                 status, headers, body = denial_response(call, denial)
-                start_response(f"{status} {'Forbidden' if status == 403 else 'Bad Request'}",
-                               [*headers.items(), ("Content-Length", str(len(body)))])
+                start_response(
+                    f"{status} {'Forbidden' if status == 403 else 'Bad Request'}",
+                    [*headers.items(), ("Content-Length", str(len(body)))],
+                )
                 return [body]
         with self._holds_lock:
             held = self._holds.get(_operation(environ))

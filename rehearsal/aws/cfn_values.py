@@ -30,7 +30,7 @@ def render(value: Any, ref: Ref = placeholder_ref, get_att: GetAtt = placeholder
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Ref":
             return ref(argument)
         if function == "Fn::GetAtt":
@@ -40,6 +40,7 @@ def render(value: Any, ref: Ref = placeholder_ref, get_att: GetAtt = placeholder
             separator, parts = argument
             return separator.join(render(part, ref, get_att) for part in parts)
         if function == "Fn::Sub" and isinstance(argument, str):
+
             def substitute(match: re.Match) -> str:
                 name, _, attribute = match.group(1).partition(".")
                 return get_att(name, attribute) if attribute else ref(name)
@@ -137,7 +138,9 @@ class ExampleValues:
         physical = self.physical_name(name)
         arns = {
             "AWS::IAM::Role": lambda: f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:role/{physical}",
-            "AWS::IAM::InstanceProfile": lambda: f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:instance-profile/{physical}",
+            "AWS::IAM::InstanceProfile": lambda: (
+                f"arn:{self.PARTITION}:iam::{self.ACCOUNT}:instance-profile/{physical}"
+            ),
             "AWS::S3::Bucket": lambda: f"arn:{self.PARTITION}:s3:::{physical}",
             "AWS::EFS::FileSystem": lambda: self._arn("elasticfilesystem", f"file-system/{self._id(name)}"),
             "AWS::Logs::LogGroup": lambda: self._arn("logs", f"log-group:{physical}:*"),

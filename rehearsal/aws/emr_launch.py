@@ -34,7 +34,10 @@ def request_tags(tags: Mapping[str, str]) -> dict:
 
 def launch_requests(region: str, account: str, tags: Mapping[str, str]) -> list[Request]:
     """EMR tags what it launches with the cluster's tags."""
-    return [Request(action, f"arn:aws:ec2:{region}:{account}:{resource}", request_tags(tags)) for action, resource in EMR_LAUNCH]
+    return [
+        Request(action, f"arn:aws:ec2:{region}:{account}:{resource}", request_tags(tags))
+        for action, resource in EMR_LAUNCH
+    ]
 
 
 def assume_context(account: str, cluster_arn: str) -> dict[str, str]:
@@ -53,7 +56,9 @@ class EmrRoles:
     def role_arn(self, name: str) -> str:
         return f"arn:aws:iam::{self.account}:role/{name}"
 
-    def start_problem(self, *, service_role: str, instance_role: str, tags: Mapping[str, str], cluster_id: str) -> str | None:
+    def start_problem(
+        self, *, service_role: str, instance_role: str, tags: Mapping[str, str], cluster_id: str
+    ) -> str | None:
         """Why EMR would fail this cluster at start (VALIDATION_ERROR), or None."""
         cluster_arn = f"arn:aws:elasticmapreduce:{self.region}:{self.account}:cluster/{cluster_id}"
         service = self.principal_of(service_role)
@@ -68,7 +73,9 @@ class EmrRoles:
         for request in launch_requests(self.region, self.account, tags):
             if not evaluate(service, request):
                 return f"Service role {service_arn} has insufficient EC2 permissions"
-        passed = evaluate(service, Request("iam:PassRole", self.role_arn(instance_role), {"iam:PassedToService": EC2_SERVICE}))
+        passed = evaluate(
+            service, Request("iam:PassRole", self.role_arn(instance_role), {"iam:PassedToService": EC2_SERVICE})
+        )
         if not passed:
             return f"Service role {service_arn} may not pass the instance profile's role {instance_role} to EC2: {passed.reason}"
         return None

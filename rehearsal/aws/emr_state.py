@@ -54,9 +54,7 @@ def start_step(step: Step) -> None:
     step.start()
 
 
-def finish_step(
-    step: Step, state: str, *, reason: str | None = None, failure: dict[str, str] | None = None
-) -> None:
+def finish_step(step: Step, state: str, *, reason: str | None = None, failure: dict[str, str] | None = None) -> None:
     step = _adopt_step(step)
     step.failure_details = failure
     step.last_state_change_reason = reason

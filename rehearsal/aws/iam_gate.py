@@ -128,7 +128,9 @@ def parse_call(environ: dict[str, Any]) -> Call:
     """The call's signature facts (access key "" when the request is not signed with SigV4)."""
     authorization = environ.get("HTTP_AUTHORIZATION", "")
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    match = _CREDENTIAL.search(authorization) or _CREDENTIAL.search("Credential=" + query.get("X-Amz-Credential", [""])[0])
+    match = _CREDENTIAL.search(authorization) or _CREDENTIAL.search(
+        "Credential=" + query.get("X-Amz-Credential", [""])[0]
+    )
     access_key, region, signing_name = match.groups() if match else ("", "", "")
     headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
     if environ.get("CONTENT_TYPE"):
@@ -180,9 +182,30 @@ def _s3_target(call: Call) -> tuple[str, str]:
 
 _S3_OBJECT_SUBRESOURCES = {"tagging", "acl", "retention", "legal-hold", "attributes", "restore", "torrent", "select"}
 _S3_BUCKET_SUBRESOURCES = {
-    "location", "versions", "uploads", "delete", "policy", "acl", "cors", "lifecycle", "tagging", "versioning",
-    "encryption", "logging", "notification", "website", "replication", "ownershipControls", "publicAccessBlock",
-    "object-lock", "accelerate", "requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering",
+    "location",
+    "versions",
+    "uploads",
+    "delete",
+    "policy",
+    "acl",
+    "cors",
+    "lifecycle",
+    "tagging",
+    "versioning",
+    "encryption",
+    "logging",
+    "notification",
+    "website",
+    "replication",
+    "ownershipControls",
+    "publicAccessBlock",
+    "object-lock",
+    "accelerate",
+    "requestPayment",
+    "analytics",
+    "inventory",
+    "metrics",
+    "intelligent-tiering",
 }
 
 
@@ -227,7 +250,9 @@ def _s3_operation(call: Call) -> str:
     }
     found = bucket_operations.get((method, sub[0] if len(sub) == 1 else None if not sub else "+".join(sub)))
     if found is None:
-        raise Unmappable(f"rehearsal cannot map s3.{method} {'?' + ','.join(sub) if sub else ''} on a bucket to an IAM action")
+        raise Unmappable(
+            f"rehearsal cannot map s3.{method} {'?' + ','.join(sub) if sub else ''} on a bucket to an IAM action"
+        )
     return found
 
 
@@ -313,7 +338,9 @@ class RequestMapper:
             return _s3_requests(call, operation)
         prefix = _IAM_PREFIX.get(call.signing_name)
         if prefix is None:
-            raise Unmappable(f"rehearsal cannot map {call.signing_name}.{operation} to an IAM action (service not mapped)")
+            raise Unmappable(
+                f"rehearsal cannot map {call.signing_name}.{operation} to an IAM action (service not mapped)"
+            )
         action = f"{prefix}:{operation}"
         special = {
             "elasticmapreduce:RunJobFlow": self._run_job_flow,
@@ -333,7 +360,9 @@ class RequestMapper:
         try:
             resource_type_of(action, "*")
         except ValueError as exc:
-            raise Unmappable(f"rehearsal cannot map {call.signing_name}.{operation} to an IAM action and resource: {exc}") from exc
+            raise Unmappable(
+                f"rehearsal cannot map {call.signing_name}.{operation} to an IAM action and resource: {exc}"
+            ) from exc
         return [Request(action, "*")]
 
     def _run_job_flow(self, call: Call, action: str) -> list[Request]:
@@ -348,7 +377,9 @@ class RequestMapper:
         if params.get("JobFlowRole"):
             profile = params["JobFlowRole"].rpartition("/")[2]
             for role in self.state.instance_profile_roles(profile):
-                found.append(Request("iam:PassRole", f"arn:aws:iam::{account}:role/{role}", {"iam:PassedToService": EC2_SERVICE}))
+                found.append(
+                    Request("iam:PassRole", f"arn:aws:iam::{account}:role/{role}", {"iam:PassedToService": EC2_SERVICE})
+                )
         return found
 
     def _emr_cluster(self, call: Call, action: str) -> list[Request] | None:
@@ -381,10 +412,14 @@ class RequestMapper:
 def denial_message(caller_arn: str, request: Request, reason: str) -> str:
     """AWS's shape of an implicit / explicit identity-based denial."""
     if "explicitly denied" in reason:
-        return (f"User: {caller_arn} is not authorized to perform: {request.action} on resource: {request.resource} "
-                f"with an explicit deny in an identity-based policy")
-    return (f"User: {caller_arn} is not authorized to perform: {request.action} on resource: {request.resource} "
-            f"because no identity-based policy allows the {request.action} action")
+        return (
+            f"User: {caller_arn} is not authorized to perform: {request.action} on resource: {request.resource} "
+            f"with an explicit deny in an identity-based policy"
+        )
+    return (
+        f"User: {caller_arn} is not authorized to perform: {request.action} on resource: {request.resource} "
+        f"because no identity-based policy allows the {request.action} action"
+    )
 
 
 class IamGate:
@@ -402,7 +437,12 @@ class IamGate:
         caller = self.callers.get(call.access_key)
         if caller is None:
             problem = f"unknown access key {call.access_key}" if call.access_key else "the request is not signed"
-            return self._deny(call.access_key or "anonymous", "", "", f"The security token included in the request is invalid ({problem})")
+            return self._deny(
+                call.access_key or "anonymous",
+                "",
+                "",
+                f"The security token included in the request is invalid ({problem})",
+            )
         if caller.principal is None:
             return None
         with self._lock:
@@ -419,9 +459,13 @@ class IamGate:
             try:
                 decision = evaluate(caller.principal, request)
             except ValueError as exc:
-                return self._deny(caller.arn, request.action, request.resource, f"rehearsal cannot evaluate {request.action}: {exc}")
+                return self._deny(
+                    caller.arn, request.action, request.resource, f"rehearsal cannot evaluate {request.action}: {exc}"
+                )
             if not decision:
-                return self._deny(caller.arn, request.action, request.resource, denial_message(caller.arn, request, decision.reason))
+                return self._deny(
+                    caller.arn, request.action, request.resource, denial_message(caller.arn, request, decision.reason)
+                )
         return None
 
     def _deny(self, principal: str, action: str, resource: str, message: str) -> Denial:
@@ -441,10 +485,14 @@ def denial_response(call: Call, denial: Denial) -> tuple[int, dict[str, str], by
     unknown_key = not denial.action and "security token" in denial.message
     if call.signing_name == "s3":
         code = "InvalidAccessKeyId" if unknown_key else "AccessDenied"
-        body = b"" if call.method == "HEAD" else (
-            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>"
-            f"<Message>{_xml(denial.message)}</Message><RequestId>rehearsal</RequestId><HostId>rehearsal</HostId></Error>"
-        ).encode()
+        body = (
+            b""
+            if call.method == "HEAD"
+            else (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                f"<Message>{_xml(denial.message)}</Message><RequestId>rehearsal</RequestId><HostId>rehearsal</HostId></Error>"
+            ).encode()
+        )
         # A HEAD response has no body, so AWS's answer names nothing; the rehearsal adds the denial in a
         # header of its own so that its EMRFS (emrfs.py) can name principal, action and resource.
         return 403, {"Content-Type": "application/xml", DENIAL_HEADER: denial.message}, body

@@ -19,11 +19,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # parliament's issue types that mean "AWS would not do what this policy says" (the others are style).
-BLOCKING_ISSUES = frozenset({
-    "MALFORMED", "MALFORMED_JSON", "EXCEPTION", "UNKNOWN_PRINCIPAL", "UNKNOWN_ACTION", "UNKNOWN_PREFIX",
-    "UNKNOWN_CONDITION_FOR_ACTION", "UNKNOWN_OPERATOR", "MISMATCHED_TYPE", "MISMATCHED_TYPE_OPERATION_TO_NULL",
-    "INVALID_ARN", "RESOURCE_MISMATCH", "NO_VERSION", "INVALID_VERSION", "DUPLICATE_SID", "INVALID_SID",
-})
+BLOCKING_ISSUES = frozenset(
+    {
+        "MALFORMED",
+        "MALFORMED_JSON",
+        "EXCEPTION",
+        "UNKNOWN_PRINCIPAL",
+        "UNKNOWN_ACTION",
+        "UNKNOWN_PREFIX",
+        "UNKNOWN_CONDITION_FOR_ACTION",
+        "UNKNOWN_OPERATOR",
+        "MISMATCHED_TYPE",
+        "MISMATCHED_TYPE_OPERATION_TO_NULL",
+        "INVALID_ARN",
+        "RESOURCE_MISMATCH",
+        "NO_VERSION",
+        "INVALID_VERSION",
+        "DUPLICATE_SID",
+        "INVALID_SID",
+    }
+)
 
 
 @functools.cache
@@ -65,7 +80,11 @@ def lint(documents: Iterable[tuple[str, Mapping[str, Any], bool]]) -> list[Findi
     for name, document, is_trust_policy in documents:
         policy = parliament.analyze_policy_string(json.dumps(document), include_community_auditors=True)
         for finding in policy.findings:
-            if is_trust_policy and finding.issue == "MALFORMED" and "neither Resource nor NotResource" in str(finding.detail):
+            if (
+                is_trust_policy
+                and finding.issue == "MALFORMED"
+                and "neither Resource nor NotResource" in str(finding.detail)
+            ):
                 continue
             findings.append(Finding(name, finding.issue, finding.detail, document))
     return findings

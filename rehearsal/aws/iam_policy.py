@@ -110,7 +110,11 @@ def resource_type_of(action: str, resource: str) -> str:
     service, privilege = _privilege(action)
     types = [entry["resource_type"].rstrip("*") for entry in privilege["resource_types"]]
     # A starred resource type is required: the request names such a resource, never "*".
-    required = [entry["resource_type"].rstrip("*") for entry in privilege["resource_types"] if entry["resource_type"].endswith("*")]
+    required = [
+        entry["resource_type"].rstrip("*")
+        for entry in privilege["resource_types"]
+        if entry["resource_type"].endswith("*")
+    ]
     if resource == "*":
         if required:
             raise ValueError(f"{action} is authorised against a resource ARN ({', '.join(required)}), not '*'")
@@ -153,8 +157,14 @@ def _check_context(request: Request, resource_type: str) -> None:
         scoped = lowered.startswith(_TAG_KEY_PREFIXES) or not lowered.startswith("aws:")
         if scoped and not _key_supplied(key, documented):
             target = f"resource type {resource_type!r}" if resource_type else "'*'"
-            raise ValueError(f"AWS supplies no {key} for {request.action} on {target} (documented keys: {', '.join(documented) or 'none'})")
-        if not lowered.startswith("aws:") and not lowered.startswith(service_prefix + ":") and not _key_supplied(key, documented):
+            raise ValueError(
+                f"AWS supplies no {key} for {request.action} on {target} (documented keys: {', '.join(documented) or 'none'})"
+            )
+        if (
+            not lowered.startswith("aws:")
+            and not lowered.startswith(service_prefix + ":")
+            and not _key_supplied(key, documented)
+        ):
             raise ValueError(f"{key} is not a condition key of {request.action}")
 
 
@@ -261,11 +271,15 @@ def evaluate(principal: Principal, request: Request) -> Decision:
                 continue
             where = f"{policy.name} statement {statement.get('Sid') or index}"
             if statement["Effect"] == "Deny":
-                return Decision(False, f"{principal.name}: {request.action} on {request.resource} explicitly denied by {where}")
+                return Decision(
+                    False, f"{principal.name}: {request.action} on {request.resource} explicitly denied by {where}"
+                )
             allowed_by = allowed_by or where
     if allowed_by:
         return Decision(True, f"{principal.name}: {request.action} on {request.resource} allowed by {allowed_by}")
-    return Decision(False, f"{principal.name}: no statement allows {request.action} on {request.resource} (implicit deny)")
+    return Decision(
+        False, f"{principal.name}: no statement allows {request.action} on {request.resource} (implicit deny)"
+    )
 
 
 def may_assume(principal: Principal, service: str, context: Mapping[str, ContextValue] | None = None) -> Decision:
@@ -276,7 +290,9 @@ def may_assume(principal: Principal, service: str, context: Mapping[str, Context
         actions = _as_list(statement.get("Action", []))
         allows = statement["Effect"] == "Allow" and service in services and "sts:AssumeRole" in actions
         if allows and _conditions_hold(statement.get("Condition", {}), context):
-            return Decision(True, f"{principal.name}: {service} may assume it (trust statement {statement.get('Sid') or index})")
+            return Decision(
+                True, f"{principal.name}: {service} may assume it (trust statement {statement.get('Sid') or index})"
+            )
     return Decision(False, f"{principal.name}: its trust policy does not let {service} assume it with {dict(context)}")
 
 
@@ -291,7 +307,9 @@ def load_managed_policy(arn: str) -> PolicyDocument:
         raise ValueError(f"{arn} is not an AWS managed policy ARN")
     path = MANAGED_POLICY_DIR / f"{match.group(1)}.json"
     if not path.exists():
-        raise ValueError(f"the document of AWS managed policy {arn} is not checked in: add {path.relative_to(MANAGED_POLICY_DIR.parents[2])}")
+        raise ValueError(
+            f"the document of AWS managed policy {arn} is not checked in: add {path.relative_to(MANAGED_POLICY_DIR.parents[2])}"
+        )
     data = json.loads(path.read_text())
     return PolicyDocument(f"{data['PolicyName']} ({data['VersionId']})", data["Document"])
 
@@ -356,5 +374,8 @@ class TemplateIam:
                 found.append((name, self._render(properties["PolicyDocument"]), False))
             if resource["Type"] == "AWS::IAM::Role":
                 found.append((f"{name} (trust policy)", self._render(properties["AssumeRolePolicyDocument"]), True))
-                found += [(f"{name}/{p['PolicyName']}", self._render(p["PolicyDocument"]), False) for p in properties.get("Policies", [])]
+                found += [
+                    (f"{name}/{p['PolicyName']}", self._render(p["PolicyDocument"]), False)
+                    for p in properties.get("Policies", [])
+                ]
         return found

@@ -223,14 +223,19 @@ class LocalAws:
         started = time.monotonic()
         stack = synthesized_stack()
         values, self._pipeline_config = bind_to_emulator(
-            stack, region=self.region, account=self.account_id,
-            pipeline_config=self._pipeline_config, secret_ids=self._secret_ids,
+            stack,
+            region=self.region,
+            account=self.account_id,
+            pipeline_config=self._pipeline_config,
+            secret_ids=self._secret_ids,
         )
         template = TemplateIam(stack.template, values)
 
         def caller(prefix: str, session: str) -> Caller:
             role = template.role_named(prefix)
-            return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(role)}/{session}", template.principal(role))
+            return Caller(
+                f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(role)}/{session}", template.principal(role)
+            )
 
         roles_of_nodes = {}
         for role in NODE_ROLES:
@@ -239,8 +244,10 @@ class LocalAws:
 
         def node_caller(role: str) -> Caller:
             logical_id = roles_of_nodes[role]
-            return Caller(f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(logical_id)}/rehearsal-{role}",
-                          template.principal(logical_id))
+            return Caller(
+                f"arn:aws:sts::{self.account_id}:assumed-role/{values.ref(logical_id)}/rehearsal-{role}",
+                template.principal(logical_id),
+            )
 
         instance_role = template.role_named(EMR_INSTANCE_ROLE)
         self._instance_keys = {values.ref(instance_role): EMR_INSTANCE_ACCESS_KEY}
@@ -261,8 +268,13 @@ class LocalAws:
         assert self._server is not None
         self._server.iam = self._iam
         self.iam_setup_seconds = time.monotonic() - started
-        log.info("rehearsal: IAM enforced for the nodes' roles %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
-                 roles_of_nodes, EMR_INSTANCE_ROLE, self.iam_setup_seconds, stack.seconds)
+        log.info(
+            "rehearsal: IAM enforced for the nodes' roles %s and %s (%.1f s, synthesis %.1f s of it when not cached)",
+            roles_of_nodes,
+            EMR_INSTANCE_ROLE,
+            self.iam_setup_seconds,
+            stack.seconds,
+        )
 
     def _instance_access_key(self, role: str) -> str | None:
         """The key the EMR instances of a cluster sign with, for the role in its instance profile."""
@@ -336,8 +348,8 @@ class LocalAws:
         """Sorted object keys (without bucket) under the prefix."""
         prefix = S3Uri.parse(s3_uri_prefix)
         keys = []
-        for page in self.client("s3").get_paginator("list_objects_v2").paginate(
-            Bucket=prefix.bucket, Prefix=prefix.key
+        for page in (
+            self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key)
         ):
             keys += [item["Key"] for item in page.get("Contents", [])]
         return sorted(keys)
@@ -366,8 +378,7 @@ class LocalAws:
             raise FileNotFoundError(f"no Parquet parts under {s3_uri_prefix}")
         s3 = self.client("s3")
         tables = [
-            pq.read_table(io.BytesIO(s3.get_object(Bucket=prefix.bucket, Key=key)["Body"].read()))
-            for key in parts
+            pq.read_table(io.BytesIO(s3.get_object(Bucket=prefix.bucket, Key=key)["Body"].read())) for key in parts
         ]
         return pa.concat_tables(tables, promote_options="default")
 
@@ -414,5 +425,3 @@ class LocalAws:
     def steps_idle(self) -> bool:
         """True when no step is running or waiting on any non-terminated cluster."""
         return self._runner is None or self._runner.idle()
-
-

@@ -72,7 +72,11 @@ class S3Mirror:
         after = self.snapshot(locations)
         # In the order the step wrote them, so a pointer written last (the sort job's _LATEST) also
         # reaches S3 last and a reader never sees it before the files it names.
-        changed = [item for item in sorted(after.items(), key=lambda item: (item[1][1], item[0])) if before.get(item[0]) != item[1]]
+        changed = [
+            item
+            for item in sorted(after.items(), key=lambda item: (item[1][1], item[0]))
+            if before.get(item[0]) != item[1]
+        ]
         by_bucket: dict[str, list[str]] = {}
         for (bucket, key), _state in changed:
             by_bucket.setdefault(bucket, []).append(key)
@@ -139,7 +143,9 @@ class S3Mirror:
             self._send(status[1])
             listing = status[2]
         try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=listing.bucket, Prefix=listing.key):
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=listing.bucket, Prefix=listing.key
+            ):
                 for item in page.get("Contents", []):
                     key = item["Key"]
                     if location.covers(key) and not key.endswith(_DIRECTORY_MARKER_SUFFIXES):
@@ -167,7 +173,11 @@ class S3Mirror:
         try:
             return method(Bucket=call.bucket, Key=call.key, **extra)
         except ClientError as exc:
-            if call.operation == "HeadObject" and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+            if call.operation == "HeadObject" and exc.response.get("Error", {}).get("Code") in (
+                "404",
+                "NoSuchKey",
+                "NoSuchBucket",
+            ):
                 return None
             raise _emrfs_error(call, exc) from None
 

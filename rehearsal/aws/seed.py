@@ -57,9 +57,7 @@ def _generated_secrets() -> dict[str, tuple[str, str]]:
         "REDIS_AUTH_SECRET_ID": ("redis-auth", _random_string(64)),
         "DB_SECRET_ID": (
             "db-master",
-            json.dumps(
-                {"username": _RDS_MASTER_USERNAME, "password": _random_string(30, _RDS_PASSWORD_ALPHABET)}
-            ),
+            json.dumps({"username": _RDS_MASTER_USERNAME, "password": _random_string(30, _RDS_PASSWORD_ALPHABET)}),
         ),
     }
 
@@ -126,9 +124,7 @@ def _create_emr_roles(iam: Any) -> None:
         return json.dumps(
             {
                 "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-                ],
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
             }
         )
 
@@ -163,9 +159,9 @@ def _create_emr_roles(iam: Any) -> None:
 
 def _create_network(ec2: Any, region: str) -> dict[str, str]:
     vpc_id = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-    subnet_id = ec2.create_subnet(
-        VpcId=vpc_id, CidrBlock="10.42.1.0/24", AvailabilityZone=f"{region}a"
-    )["Subnet"]["SubnetId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.42.1.0/24", AvailabilityZone=f"{region}a")["Subnet"][
+        "SubnetId"
+    ]
 
     def group(name: str, description: str) -> str:
         return ec2.create_security_group(GroupName=name, Description=description, VpcId=vpc_id)["GroupId"]

@@ -76,9 +76,7 @@ def _java_binary() -> tuple[Path, Path | None]:
 
 def _java_major(java: Path) -> int:
     try:
-        out = subprocess.run(
-            [str(java), "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
         raise RehearsalEnvironmentError(f"rehearsal: java at {java} does not run: {exc}") from exc
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)

@@ -42,7 +42,15 @@ class SynthesizedStack:
 
 # Everything app.py's synthesis reads (stacks/config.py resolves the dataset under the repo), and the
 # libraries that render it: a change to any of them is a new cache key.
-SYNTH_INPUTS = ("app.py", "cdk.json", "requirements-airflow.txt", "stacks", "airflow_assets", "emr_steps", "sample_data")
+SYNTH_INPUTS = (
+    "app.py",
+    "cdk.json",
+    "requirements-airflow.txt",
+    "stacks",
+    "airflow_assets",
+    "emr_steps",
+    "sample_data",
+)
 SYNTH_LIBRARIES = ("aws-cdk-lib", "cdk-nag", "constructs")
 
 
@@ -52,7 +60,11 @@ def synth_cache_key() -> str:
         digest.update(f"{library}=={importlib.metadata.version(library)}\n".encode())
     for name in SYNTH_INPUTS:
         root = REPO_ROOT / name
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        )
         for path in files:
             digest.update(f"{path.relative_to(REPO_ROOT)}\n".encode())
             digest.update(path.read_bytes())
@@ -147,7 +159,11 @@ class _Binder:
             raise ValueError(f"rehearsal: {what} binds {key} to {value!r}, but it is already {self.bindings[key]!r}")
         resource = self.resources.get(key, {})
         # CloudFormation names an instance profile after the role its name references; so does the binding.
-        name = resource.get("Properties", {}).get("InstanceProfileName") if resource.get("Type") == "AWS::IAM::InstanceProfile" else None
+        name = (
+            resource.get("Properties", {}).get("InstanceProfileName")
+            if resource.get("Type") == "AWS::IAM::InstanceProfile"
+            else None
+        )
         if isinstance(name, dict) and "Ref" in name:
             self._set(what, name["Ref"], value)
 
@@ -216,8 +232,14 @@ def bind_to_emulator(
     shaped = json.loads(params[PIPELINE_PARAMETER])
     reconciled = dict(pipeline_config)
     for key, value in shaped.items():
-        if isinstance(value, str) and key in pipeline_config and binder.bind(f"emr_pipeline.{key}", value, str(pipeline_config[key])):
+        if (
+            isinstance(value, str)
+            and key in pipeline_config
+            and binder.bind(f"emr_pipeline.{key}", value, str(pipeline_config[key]))
+        ):
             continue
         reconciled[key] = value
-    values = EmulatorValues(stack.template, region=region, stack_name=stack.stack_name, account=account, bindings=binder.bindings)
+    values = EmulatorValues(
+        stack.template, region=region, stack_name=stack.stack_name, account=account, bindings=binder.bindings
+    )
     return values, reconciled

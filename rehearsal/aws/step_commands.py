@@ -64,7 +64,11 @@ class StepCommand:
             return False
         options, _ = _split_spark_submit(list(self.args), keep_cluster_options=True)
         pairs = dict(zip(options[::2], options[1::2], strict=False))
-        confs = dict(value.split("=", 1) for name, value in zip(options[::2], options[1::2], strict=False) if name in ("--conf", "-c") and "=" in value)
+        confs = dict(
+            value.split("=", 1)
+            for name, value in zip(options[::2], options[1::2], strict=False)
+            if name in ("--conf", "-c") and "=" in value
+        )
         mode = pairs.get("--deploy-mode") or confs.get("spark.submit.deployMode", "client")
         return mode.strip() == "cluster"
 
@@ -101,7 +105,9 @@ def parse_step(jar: str, args: Sequence[str]) -> StepCommand:
 def _hive_script_args(args: Sequence[str]) -> list[str]:
     # EMR's legacy form: hive-script --run-hive-script --args -f <script> [-d K=V ...]
     if "--args" not in args:
-        raise UnsupportedStepError("hive-script step without '--args': expected hive-script --run-hive-script --args -f <script>")
+        raise UnsupportedStepError(
+            "hive-script step without '--args': expected hive-script --run-hive-script --args -f <script>"
+        )
     return list(args[args.index("--args") + 1 :])
 
 

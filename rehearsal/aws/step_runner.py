@@ -138,11 +138,7 @@ class StepRunner:
         with self._lock:
             if any(worker.is_alive() for worker in self._workers.values()):
                 return False
-            return not any(
-                self._next_step(cluster)
-                for cluster in self._clusters()
-                if not self._terminated(cluster)
-            )
+            return not any(self._next_step(cluster) for cluster in self._clusters() if not self._terminated(cluster))
 
     # -- polling ---------------------------------------------------------------------------------
 
@@ -165,9 +161,7 @@ class StepRunner:
             self._validated.add(cluster.id)
             if problem:
                 log.warning("step runner: cluster %s fails validation: %s", cluster.id, problem)
-                emr_state.terminate_cluster(
-                    cluster, code="VALIDATION_ERROR", message=problem, with_errors=True
-                )
+                emr_state.terminate_cluster(cluster, code="VALIDATION_ERROR", message=problem, with_errors=True)
         with self._lock:
             if self._terminated(cluster):
                 self._cancel_waiting_steps(cluster, "Cluster terminated before the step started")
@@ -304,9 +298,7 @@ class StepRunner:
                 handle.write(f"exit status: {status}\n")
             if status == 0:
                 return StepOutcome("COMPLETED", exit_status=0)
-            return StepOutcome(
-                "FAILED", failure_reason(stdout_path, stderr_path, status), exit_status=status
-            )
+            return StepOutcome("FAILED", failure_reason(stdout_path, stderr_path, status), exit_status=status)
         except _ClusterTerminated:
             if self._stopping.is_set():
                 return StepOutcome("CANCELLED", "The emulator stopped while the step was running")
@@ -354,7 +346,10 @@ class StepRunner:
         if problem:
             return problem
         profile = (cluster.role or "").rsplit("/", 1)[-1]
-        roles = [role["RoleName"] for role in iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]]
+        roles = [
+            role["RoleName"]
+            for role in iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
+        ]
         problem = profile_problem(profile, roles)
         if problem:
             return problem
@@ -362,7 +357,9 @@ class StepRunner:
         if self._emr_roles is not None:
             tags = {tag["Key"]: tag["Value"] for tag in cluster.tags}
             service_role = (cluster.service_role or "").rsplit("/", 1)[-1]
-            problem = self._emr_roles.start_problem(service_role=service_role, instance_role=role, tags=tags, cluster_id=cluster.id)
+            problem = self._emr_roles.start_problem(
+                service_role=service_role, instance_role=role, tags=tags, cluster_id=cluster.id
+            )
             if problem:
                 return problem
         key = self._instance_access_key(role)
@@ -419,8 +416,13 @@ class StepRunner:
         )
         with stdout_path.open("ab") as out, stderr_path.open("ab") as err:
             process = subprocess.Popen(
-                argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                cwd=self.step_log_dir(cluster.id, step.id), env=env, start_new_session=True,
+                argv,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=self.step_log_dir(cluster.id, step.id),
+                env=env,
+                start_new_session=True,
             )
             with self._lock:
                 self._processes[step.id] = process

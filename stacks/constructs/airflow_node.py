@@ -79,7 +79,9 @@ class AirflowNode(Construct):
             block_devices=[
                 ec2.BlockDevice(
                     device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(30, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3, delete_on_termination=True),
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        30, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3, delete_on_termination=True
+                    ),
                 )
             ],
         )
@@ -96,10 +98,20 @@ class AirflowNode(Construct):
         for group in security_groups[1:]:
             self.instance.add_security_group(group)
         if not termination_protection:
-            acknowledge(self.instance, "AwsSolutions-EC29", "dev stage: `cdk destroy` must be able to terminate the node; the prod stage enables termination protection")
+            acknowledge(
+                self.instance,
+                "AwsSolutions-EC29",
+                "dev stage: `cdk destroy` must be able to terminate the node; the prod stage enables termination protection",
+            )
 
     def _init(
-        self, role_name: str, assets: s3_assets.Asset, node_env: Mapping[str, str], ca_bundles: Mapping[str, str], fstab_line: str, mount_point: str
+        self,
+        role_name: str,
+        assets: s3_assets.Asset,
+        node_env: Mapping[str, str],
+        ca_bundles: Mapping[str, str],
+        fstab_line: str,
+        mount_point: str,
     ) -> ec2.CloudFormationInit:
         """`ca_bundles` maps an on-node path to the HTTPS URL cfn-init downloads it from (through the NAT gateway)."""
         stack = cdk.Stack.of(self)
@@ -115,20 +127,33 @@ class AirflowNode(Construct):
                     [
                         ec2.InitPackage.yum("amazon-efs-utils"),
                         ec2.InitSource.from_existing_asset(ASSETS_DIR, assets),
-                        ec2.InitFile.from_string(NODE_ENV_FILE, render_env_file(node_env), mode="000640", owner="root", group="root"),
-                        *(ec2.InitFile.from_url(path, url, mode="000644", owner="root", group="root") for path, url in ca_bundles.items()),
-                        ec2.InitFile.from_file_inline(REQUIREMENTS_FILE, str(REQUIREMENTS_SOURCE), mode="000644", owner="root", group="root"),
+                        ec2.InitFile.from_string(
+                            NODE_ENV_FILE, render_env_file(node_env), mode="000640", owner="root", group="root"
+                        ),
+                        *(
+                            ec2.InitFile.from_url(path, url, mode="000644", owner="root", group="root")
+                            for path, url in ca_bundles.items()
+                        ),
+                        ec2.InitFile.from_file_inline(
+                            REQUIREMENTS_FILE, str(REQUIREMENTS_SOURCE), mode="000644", owner="root", group="root"
+                        ),
                         ec2.InitFile.from_string(
                             "/etc/cfn/cfn-hup.conf",
                             f"[main]\nstack={cdk.Aws.STACK_ID}\nregion={cdk.Aws.REGION}\ninterval=5\n",
-                            mode="000400", owner="root", group="root", service_restart_handles=[reload],
+                            mode="000400",
+                            owner="root",
+                            group="root",
+                            service_restart_handles=[reload],
                         ),
                         ec2.InitFile.from_string(
                             "/etc/cfn/hooks.d/cfn-auto-reloader.conf",
                             "[cfn-auto-reloader-hook]\ntriggers=post.update\n"
                             f"path=Resources.{logical_id}.Metadata.AWS::CloudFormation::Init\n"
                             f"action={cfn_init}\nrunas=root\n",
-                            mode="000400", owner="root", group="root", service_restart_handles=[reload],
+                            mode="000400",
+                            owner="root",
+                            group="root",
+                            service_restart_handles=[reload],
                         ),
                         ec2.InitCommand.shell_command(
                             f"mkdir -p {mount_point} && (grep -qF '{fstab_line}' /etc/fstab || echo '{fstab_line}' >> /etc/fstab) "
@@ -136,8 +161,12 @@ class AirflowNode(Construct):
                             key="10-mount-efs",
                         ),
                         # cfn-init runs a config's commands (by key) before its services.
-                        ec2.InitCommand.shell_command(f"bash {ASSETS_DIR}/bootstrap/cfn-hup-unit.sh", key="15-cfn-hup-unit"),
-                        ec2.InitService.enable("cfn-hup", service_restart_handle=reload, service_manager=ec2.ServiceManager.SYSTEMD),
+                        ec2.InitCommand.shell_command(
+                            f"bash {ASSETS_DIR}/bootstrap/cfn-hup-unit.sh", key="15-cfn-hup-unit"
+                        ),
+                        ec2.InitService.enable(
+                            "cfn-hup", service_restart_handle=reload, service_manager=ec2.ServiceManager.SYSTEMD
+                        ),
                     ]
                 ),
                 "bootstrap": ec2.InitConfig(

@@ -30,10 +30,15 @@ class Broker(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.auth_secret = generated_secret(
-            self, "AuthToken", length=64, removal_policy=removal_policy,
+            self,
+            "AuthToken",
+            length=64,
+            removal_policy=removal_policy,
             description="ElastiCache AUTH token of the Airflow Celery broker",
         )
-        self.security_group = ec2.SecurityGroup(self, "Sg", vpc=vpc, description="Airflow Celery broker", allow_all_outbound=False)
+        self.security_group = ec2.SecurityGroup(
+            self, "Sg", vpc=vpc, description="Airflow Celery broker", allow_all_outbound=False
+        )
         self.security_group.add_ingress_rule(clients, ec2.Port.tcp(PORT), "Redis from the Airflow nodes")
         subnet_group = elasticache.CfnSubnetGroup(
             self,
@@ -63,7 +68,11 @@ class Broker(Construct):
         )
         self.replication_group.apply_removal_policy(removal_policy)
         if not multi_az:
-            acknowledge(self.replication_group, "AwsSolutions-AEC4", "dev stage: one cache node is enough for a demo broker; the prod stage runs two nodes with Multi-AZ failover")
+            acknowledge(
+                self.replication_group,
+                "AwsSolutions-AEC4",
+                "dev stage: one cache node is enough for a demo broker; the prod stage runs two nodes with Multi-AZ failover",
+            )
 
     @property
     def host(self) -> str:

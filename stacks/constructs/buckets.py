@@ -23,7 +23,11 @@ class Buckets(Construct):
         self._removal_policy = removal_policy
         # cdk-nag S1 recognises a server access log target and does not ask it to log itself.
         self.access_logs = self._bucket("AccessLogs", access_logs=None)
-        acknowledge_checkov(self.access_logs, "CKV_AWS_18", "this is the server access log target of the other buckets; logging it would log its own log deliveries")
+        acknowledge_checkov(
+            self.access_logs,
+            "CKV_AWS_18",
+            "this is the server access log target of the other buckets; logging it would log its own log deliveries",
+        )
         self.data = self._bucket("Data", access_logs=self.access_logs)
         self.logs = self._bucket("Logs", access_logs=self.access_logs)
         self.code = self._bucket("Code", access_logs=self.access_logs)
@@ -45,8 +49,12 @@ class Buckets(Construct):
             retention=logs.RetentionDays.ONE_WEEK,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        acknowledge_checkov(log_group, "CKV_AWS_158", "output of the bucket auto-delete handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
-        acknowledge_cdk_handler(handler, "aws-cdk-lib's bucket auto-delete handler (runs only during `cdk destroy` of the dev stage)")
+        acknowledge_checkov(
+            log_group, "CKV_AWS_158", "output of the bucket auto-delete handler: " + LOG_GROUP_DEFAULT_ENCRYPTION
+        )
+        acknowledge_cdk_handler(
+            handler, "aws-cdk-lib's bucket auto-delete handler (runs only during `cdk destroy` of the dev stage)"
+        )
         for bucket in (self.access_logs, self.data, self.logs, self.code):
             bucket.node.find_child("AutoDeleteObjectsCustomResource").node.add_dependency(log_group)
 
@@ -65,7 +73,11 @@ class Buckets(Construct):
             auto_delete_objects=self._destroyable,
         )
         if self._destroyable:
-            acknowledge_checkov(bucket, "CKV_AWS_21", "dev stage: `cdk destroy` empties and removes the bucket, so old versions would protect nothing; the prod stage is versioned")
+            acknowledge_checkov(
+                bucket,
+                "CKV_AWS_21",
+                "dev stage: `cdk destroy` empties and removes the bucket, so old versions would protect nothing; the prod stage is versioned",
+            )
         return bucket
 
     @staticmethod

@@ -54,7 +54,9 @@ class MetadataDatabase(Construct):
                 "collation_server": "utf8mb4_0900_ai_ci",
             },
         )
-        self.security_group = ec2.SecurityGroup(self, "Sg", vpc=vpc, description="Airflow metadata DB", allow_all_outbound=False)
+        self.security_group = ec2.SecurityGroup(
+            self, "Sg", vpc=vpc, description="Airflow metadata DB", allow_all_outbound=False
+        )
         self.security_group.add_ingress_rule(clients, ec2.Port.tcp(PORT), "MySQL from the Airflow nodes")
         self.instance = rds.DatabaseInstance(
             self,
@@ -86,21 +88,36 @@ class MetadataDatabase(Construct):
         # major version and picks its minor ("If a major version is specified but a minor version is not, Amazon
         # RDS defaults to a recent release of the major version"; cfn-lint issue #3849).
         major_only = "EngineVersion is the major line only; RDS chooses the region's current minor (see ENGINE_VERSION)"
-        cdk.Validations.of(self.instance).acknowledge(cdk.Acknowledgment(id="CloudFormation-Validate::E9006", reason=major_only))
+        cdk.Validations.of(self.instance).acknowledge(
+            cdk.Acknowledgment(id="CloudFormation-Validate::E9006", reason=major_only)
+        )
         self.instance.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3691"]}})
         # instance.secret is the target attachment; the secret itself is the "Secret" child.
         acknowledge(self.instance.node.find_child("Secret"), "AwsSolutions-SMG4", NO_ROTATION)
         acknowledge_checkov(self.instance.node.find_child("Secret"), "CKV_AWS_149", AWS_MANAGED_KEY)
         acknowledge_checkov(
-            self.instance, "CKV_AWS_118",
+            self.instance,
+            "CKV_AWS_118",
             "the metadata DB is watched through RDS's standard CloudWatch metrics (CPU, connections, memory, storage); "
             "OS-level enhanced monitoring would add an IAM role and log ingestion that nothing here reads",
         )
         if not multi_az:
-            acknowledge(self.instance, "AwsSolutions-RDS3", "dev stage: a single-AZ instance halves the cost; the prod stage is Multi-AZ")
-            acknowledge_checkov(self.instance, "CKV_AWS_157", "dev stage: a single-AZ instance halves the cost; the prod stage is Multi-AZ")
+            acknowledge(
+                self.instance,
+                "AwsSolutions-RDS3",
+                "dev stage: a single-AZ instance halves the cost; the prod stage is Multi-AZ",
+            )
+            acknowledge_checkov(
+                self.instance,
+                "CKV_AWS_157",
+                "dev stage: a single-AZ instance halves the cost; the prod stage is Multi-AZ",
+            )
         if removal_policy == cdk.RemovalPolicy.DESTROY:
-            acknowledge(self.instance, "AwsSolutions-RDS10", "dev stage: `cdk destroy` must remove the database; the prod stage enables deletion protection")
+            acknowledge(
+                self.instance,
+                "AwsSolutions-RDS10",
+                "dev stage: `cdk destroy` must remove the database; the prod stage enables deletion protection",
+            )
 
     @property
     def host(self) -> str:

@@ -19,7 +19,9 @@ API_SERVER_RECORD = "api-server"
 class ClusterDns(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc) -> None:
         super().__init__(scope, construct_id)
-        self.zone = route53.PrivateHostedZone(self, "Zone", zone_name=ZONE_NAME, vpc=vpc, comment="Airflow cluster internal names")
+        self.zone = route53.PrivateHostedZone(
+            self, "Zone", zone_name=ZONE_NAME, vpc=vpc, comment="Airflow cluster internal names"
+        )
 
     @property
     def api_server_host(self) -> str:

@@ -17,7 +17,13 @@ from stacks.nag import EMR_TAG_KEY
 SERVICE_ACCESS_PORT = 9443
 CLUSTER_MANAGER_PORT = 8443
 # aws-cdk-lib's own "match nothing" egress rule (what it renders for allow_all_outbound=False).
-MATCH_NO_TRAFFIC = {"CidrIp": "255.255.255.255/32", "Description": "Disallow all traffic", "IpProtocol": "icmp", "FromPort": 252, "ToPort": 86}
+MATCH_NO_TRAFFIC = {
+    "CidrIp": "255.255.255.255/32",
+    "Description": "Disallow all traffic",
+    "IpProtocol": "icmp",
+    "FromPort": 252,
+    "ToPort": 86,
+}
 
 
 def keep_default_egress_out(group: ec2.SecurityGroup) -> None:
@@ -36,10 +42,18 @@ def keep_default_egress_out(group: ec2.SecurityGroup) -> None:
 class EmrSecurityGroups(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc) -> None:
         super().__init__(scope, construct_id)
-        self.primary = ec2.SecurityGroup(self, "Primary", vpc=vpc, description="EMR managed: primary node", allow_all_outbound=True)
-        self.core = ec2.SecurityGroup(self, "Core", vpc=vpc, description="EMR managed: core and task nodes", allow_all_outbound=True)
+        self.primary = ec2.SecurityGroup(
+            self, "Primary", vpc=vpc, description="EMR managed: primary node", allow_all_outbound=True
+        )
+        self.core = ec2.SecurityGroup(
+            self, "Core", vpc=vpc, description="EMR managed: core and task nodes", allow_all_outbound=True
+        )
         self.service_access = ec2.SecurityGroup(
-            self, "ServiceAccess", vpc=vpc, description="EMR managed: service access (private subnet)", allow_all_outbound=False
+            self,
+            "ServiceAccess",
+            vpc=vpc,
+            description="EMR managed: service access (private subnet)",
+            allow_all_outbound=False,
         )
         for group in (self.primary, self.core, self.service_access):
             cdk.Tags.of(group).add(EMR_TAG_KEY, "true")
@@ -48,7 +62,13 @@ class EmrSecurityGroups(Construct):
             for peer, name in ((self.primary, "primary"), (self.core, "core")):
                 for port in (ec2.Port.all_tcp(), ec2.Port.all_udp(), ec2.Port.all_icmp()):
                     target.add_ingress_rule(peer, port, f"EMR cluster traffic from {name}")
-            target.add_ingress_rule(self.service_access, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager from service access")
-            self.service_access.add_egress_rule(target, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager to cluster nodes")
-        self.service_access.add_ingress_rule(self.primary, ec2.Port.tcp(SERVICE_ACCESS_PORT), "EMR service access from primary")
+            target.add_ingress_rule(
+                self.service_access, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager from service access"
+            )
+            self.service_access.add_egress_rule(
+                target, ec2.Port.tcp(CLUSTER_MANAGER_PORT), "EMR cluster manager to cluster nodes"
+            )
+        self.service_access.add_ingress_rule(
+            self.primary, ec2.Port.tcp(SERVICE_ACCESS_PORT), "EMR service access from primary"
+        )
         keep_default_egress_out(self.service_access)

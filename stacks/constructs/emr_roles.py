@@ -25,7 +25,15 @@ class EmrRoles(Construct):
     describe only clusters with it.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, readable: list[str], writable: list[str], cluster_tag: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        readable: list[str],
+        writable: list[str],
+        cluster_tag: tuple[str, str],
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.instance_role = iam.Role(
@@ -39,7 +47,12 @@ class EmrRoles(Construct):
         tag_key, tag_value = cluster_tag
         statements.append(
             iam.PolicyStatement(
-                actions=["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListInstanceGroups", "elasticmapreduce:ListBootstrapActions", "elasticmapreduce:ListInstances"],
+                actions=[
+                    "elasticmapreduce:DescribeCluster",
+                    "elasticmapreduce:ListInstanceGroups",
+                    "elasticmapreduce:ListBootstrapActions",
+                    "elasticmapreduce:ListInstances",
+                ],
                 resources=[stack.format_arn(service="elasticmapreduce", resource="cluster", resource_name="*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
             )
@@ -49,17 +62,25 @@ class EmrRoles(Construct):
         acknowledge_wildcard_resources(policy, statements, WILDCARD_REASON)
         # EMR rejects an instance profile whose name differs from its role's ("invalid instance
         # profile"); naming the profile after the role (Ref = the generated role name) keeps them equal.
-        self.instance_profile = iam.InstanceProfile(self, "InstanceProfile", role=self.instance_role, instance_profile_name=self.instance_role.role_name)
+        self.instance_profile = iam.InstanceProfile(
+            self, "InstanceProfile", role=self.instance_role, instance_profile_name=self.instance_role.role_name
+        )
 
         # Confused-deputy protection as EMR's docs recommend for the service role: only EMR acting
         # for a resource of this account and region may assume it.
         self.service_role = iam.Role(
             self,
             "ServiceRole",
-            assumed_by=iam.ServicePrincipal(EMR_SERVICE).with_conditions({
-                "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {"aws:SourceArn": stack.format_arn(service="elasticmapreduce", resource="*", arn_format=cdk.ArnFormat.NO_RESOURCE_NAME)},
-            }),
+            assumed_by=iam.ServicePrincipal(EMR_SERVICE).with_conditions(
+                {
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="elasticmapreduce", resource="*", arn_format=cdk.ArnFormat.NO_RESOURCE_NAME
+                        )
+                    },
+                }
+            ),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEMRServicePolicy_v2")],
             description="EMR service role (AmazonEMRServicePolicy_v2, limited to tagged network resources)",
         )

@@ -16,7 +16,13 @@ from stacks.config import existing_identity_for
 
 class Mail(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, sender_email: str, alert_email: str, existing_identities: tuple[str, ...] = ()
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        sender_email: str,
+        alert_email: str,
+        existing_identities: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.sender_email = sender_email
@@ -27,13 +33,16 @@ class Mail(Construct):
         for address in dict.fromkeys((sender_email, alert_email)):
             existing = existing_identity_for(address, existing_identities)
             if existing is None:
-                identity = ses.EmailIdentity(self, "Sender" if address == sender_email else "Recipient", identity=ses.Identity.email(address))
+                identity = ses.EmailIdentity(
+                    self, "Sender" if address == sender_email else "Recipient", identity=ses.Identity.email(address)
+                )
                 self.identities.append(identity)
                 identity_names.append(identity.email_identity_name)
             else:
                 identity_names.append(existing)
         self._identity_arns = [
-            stack.format_arn(service="ses", resource="identity", resource_name=name) for name in dict.fromkeys(identity_names)
+            stack.format_arn(service="ses", resource="identity", resource_name=name)
+            for name in dict.fromkeys(identity_names)
         ]
 
     def identity_arns(self) -> list[str]:

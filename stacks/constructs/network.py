@@ -18,7 +18,9 @@ TRIGGERER_LOG_SERVER_PORT = 8794
 class Network(Construct):
     """Two AZs, public subnets for NAT only, private subnets for every workload."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, nat_gateways: int, removal_policy: cdk.RemovalPolicy) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, nat_gateways: int, removal_policy: cdk.RemovalPolicy
+    ) -> None:
         super().__init__(scope, construct_id)
         self.vpc = ec2.Vpc(
             self,
@@ -35,7 +37,9 @@ class Network(Construct):
             restrict_default_security_group=True,
         )
         self._own_restrict_handler(removal_policy)
-        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy)
+        flow_log_group = logs.LogGroup(
+            self, "FlowLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy
+        )
         acknowledge_checkov(flow_log_group, "CKV_AWS_158", "VPC flow records: " + LOG_GROUP_DEFAULT_ENCRYPTION)
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group))
         for subnet in self.vpc.private_subnets:
@@ -62,18 +66,28 @@ class Network(Construct):
         create /aws/lambda/<handler> outside the stack and leave it behind."""
         stack = cdk.Stack.of(self)
         handler = stack.node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider").node.find_child("Handler")
-        acknowledge_cdk_handler(handler, "aws-cdk-lib's handler that revokes the VPC default security group's rules (runs only during deployment)")
+        acknowledge_cdk_handler(
+            handler,
+            "aws-cdk-lib's handler that revokes the VPC default security group's rules (runs only during deployment)",
+        )
         if removal_policy != cdk.RemovalPolicy.DESTROY:
             return
         log_group = logs.LogGroup(
-            self, "RestrictDefaultSgLogs", log_group_name=f"/aws/lambda/{handler.ref}",
-            retention=logs.RetentionDays.ONE_WEEK, removal_policy=cdk.RemovalPolicy.DESTROY,
+            self,
+            "RestrictDefaultSgLogs",
+            log_group_name=f"/aws/lambda/{handler.ref}",
+            retention=logs.RetentionDays.ONE_WEEK,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        acknowledge_checkov(log_group, "CKV_AWS_158", "output of the default-group handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
+        acknowledge_checkov(
+            log_group, "CKV_AWS_158", "output of the default-group handler: " + LOG_GROUP_DEFAULT_ENCRYPTION
+        )
         self.vpc.node.find_child("RestrictDefaultSecurityGroupCustomResource").node.add_dependency(log_group)
 
     def ui_access_sg(self, cidr: str) -> ec2.SecurityGroup:
         """A group for the api-server alone that admits the UI port from an operator network."""
-        group = ec2.SecurityGroup(self, "UiAccessSg", vpc=self.vpc, description="Airflow UI from allowed_ui_cidr", allow_all_outbound=False)
+        group = ec2.SecurityGroup(
+            self, "UiAccessSg", vpc=self.vpc, description="Airflow UI from allowed_ui_cidr", allow_all_outbound=False
+        )
         group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(API_SERVER_PORT), "Airflow UI from allowed_ui_cidr")
         return group

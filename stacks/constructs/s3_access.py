@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 
-OBJECT_WRITE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+OBJECT_WRITE_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
 FOLDER_MARKER_SUFFIX = "_$folder$"
 
 
@@ -29,7 +35,9 @@ class S3GrantScope:
     def parse(cls, uri: str) -> S3GrantScope:
         match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
         if not match:
-            raise ValueError(f"not an s3://bucket/key URI (a bucket root is not a location the pipeline may own): {uri}")
+            raise ValueError(
+                f"not an s3://bucket/key URI (a bucket root is not a location the pipeline may own): {uri}"
+            )
         return cls(match.group(1), match.group(2))
 
     @property
@@ -87,7 +95,10 @@ def s3_read(uri: str) -> list[iam.PolicyStatement]:
 def s3_write(uri: str) -> list[iam.PolicyStatement]:
     """Read, write and delete every object under the prefix `uri` (a trailing slash is implied)."""
     location = S3GrantScope.parse(as_prefix(uri))
-    return [iam.PolicyStatement(actions=OBJECT_WRITE_ACTIONS, resources=[location.objects_arn]), *_bucket_level(location)]
+    return [
+        iam.PolicyStatement(actions=OBJECT_WRITE_ACTIONS, resources=[location.objects_arn]),
+        *_bucket_level(location),
+    ]
 
 
 def emrfs_read(uri: str) -> list[iam.PolicyStatement]:
@@ -104,5 +115,7 @@ def emrfs_write(uri: str) -> list[iam.PolicyStatement]:
     return [
         *s3_write(uri),
         iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.object_arn(directory)]),
-        iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[location.object_arn(marker)]),
+        iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[location.object_arn(marker)]
+        ),
     ]

@@ -18,13 +18,17 @@ AWS_MANAGED_KEY = (
 )
 
 
-def generated_secret(scope: Construct, construct_id: str, *, description: str, length: int, removal_policy: cdk.RemovalPolicy) -> secretsmanager.Secret:
+def generated_secret(
+    scope: Construct, construct_id: str, *, description: str, length: int, removal_policy: cdk.RemovalPolicy
+) -> secretsmanager.Secret:
     """A plain-string random secret (alphanumeric, so it is safe in URLs, AUTH and config files)."""
     secret = secretsmanager.Secret(
         scope,
         construct_id,
         description=description,
-        generate_secret_string=secretsmanager.SecretStringGenerator(password_length=length, exclude_punctuation=True, include_space=False),
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=length, exclude_punctuation=True, include_space=False
+        ),
         removal_policy=removal_policy,
     )
     acknowledge(secret, "AwsSolutions-SMG4", NO_ROTATION)
@@ -35,29 +39,50 @@ def generated_secret(scope: Construct, construct_id: str, *, description: str, l
 class AirflowSecrets(Construct):
     """Fernet seed, JWT secret, API secret key and the admin password (contracts §3)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy, with_flower: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, removal_policy: cdk.RemovalPolicy, with_flower: bool
+    ) -> None:
         super().__init__(scope, construct_id)
         self.fernet_seed = generated_secret(
-            self, "FernetSeed", length=64, removal_policy=removal_policy,
+            self,
+            "FernetSeed",
+            length=64,
+            removal_policy=removal_policy,
             description="Seed of the Airflow Fernet key: the node uses urlsafe_b64encode(sha256(seed))",
         )
         self.jwt_secret = generated_secret(
-            self, "JwtSecret", length=64, removal_policy=removal_policy,
+            self,
+            "JwtSecret",
+            length=64,
+            removal_policy=removal_policy,
             description="Airflow [api_auth] jwt_secret, identical on every node",
         )
         self.api_secret_key = generated_secret(
-            self, "ApiSecretKey", length=64, removal_policy=removal_policy,
+            self,
+            "ApiSecretKey",
+            length=64,
+            removal_policy=removal_policy,
             description="Airflow [api] secret_key",
         )
         self.admin_password = generated_secret(
-            self, "AdminPassword", length=24, removal_policy=removal_policy,
+            self,
+            "AdminPassword",
+            length=24,
+            removal_policy=removal_policy,
             description="Password of the Airflow admin UI user",
         )
         # Flower runs on the worker node, whose role must not read the admin password (contracts §3).
-        self.flower_password = generated_secret(
-            self, "FlowerPassword", length=24, removal_policy=removal_policy,
-            description="Password of Flower's basic auth (user admin), UI and REST API",
-        ) if with_flower else None
+        self.flower_password = (
+            generated_secret(
+                self,
+                "FlowerPassword",
+                length=24,
+                removal_policy=removal_policy,
+                description="Password of Flower's basic auth (user admin), UI and REST API",
+            )
+            if with_flower
+            else None
+        )
 
     @property
     def all(self) -> tuple[secretsmanager.Secret, ...]:

@@ -27,7 +27,9 @@ class SharedFileSystem(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(self, "Sg", vpc=vpc, description="Airflow DAGs file system", allow_all_outbound=False)
+        self.security_group = ec2.SecurityGroup(
+            self, "Sg", vpc=vpc, description="Airflow DAGs file system", allow_all_outbound=False
+        )
         self.security_group.add_ingress_rule(clients, ec2.Port.tcp(2049), "NFS from the Airflow nodes")
         self.file_system = efs.FileSystem(
             self,

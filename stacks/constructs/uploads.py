@@ -18,7 +18,9 @@ from stacks.nag import (
 )
 
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache"]
-HANDLER = "aws-cdk-lib's BucketDeployment handler (runs only during deployment) copying repo files from the CDK asset bucket"
+HANDLER = (
+    "aws-cdk-lib's BucketDeployment handler (runs only during deployment) copying repo files from the CDK asset bucket"
+)
 
 
 class RepoUploads(Construct):
@@ -42,9 +44,11 @@ class RepoUploads(Construct):
         # not in this deploy's asset is deleted. That is right only where the stack alone writes.
         uploads = [
             s3deploy.BucketDeployment(
-                self, "EmrSteps",
+                self,
+                "EmrSteps",
                 sources=[s3deploy.Source.asset(str(emr_steps_dir), exclude=ASSET_EXCLUDES)],
-                destination_bucket=code_bucket, destination_key_prefix=code_prefix,
+                destination_bucket=code_bucket,
+                destination_key_prefix=code_prefix,
                 # The code prefix is the stack's own (the EMR job only reads it): a step file removed
                 # from the repo must not linger where a later release could still run it.
                 prune=True,
@@ -53,16 +57,20 @@ class RepoUploads(Construct):
         if dataset is not None:
             uploads.append(
                 s3deploy.BucketDeployment(
-                    self, "Dataset",
+                    self,
+                    "Dataset",
                     sources=[s3deploy.Source.asset(str(dataset.parent), exclude=["*", f"!{dataset.name}"])],
-                    destination_bucket=data_bucket, destination_key_prefix=dataset_prefix,
+                    destination_bucket=data_bucket,
+                    destination_key_prefix=dataset_prefix,
                     # The input prefix is where users put their own CSVs: a deploy only adds or
                     # replaces the sample and never deletes what else lies there.
                     prune=False,
                 )
             )
         stack = cdk.Stack.of(self)
-        handler = next(child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment"))
+        handler = next(
+            child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
+        )
         # aws-cdk-lib retains the handler's log group by default; a destroyable stage must leave nothing
         # behind, and the group must outlive the uploads, whose deletion still invokes the handler.
         log_group = handler.node.find_child("LogGroup")
@@ -74,11 +82,17 @@ class RepoUploads(Construct):
 
     @staticmethod
     def _acknowledge(handler: Construct, asset_bucket: s3.IBucket, destinations: list[s3.IBucket]) -> None:
-        acknowledge(handler, "AwsSolutions-L1", HANDLER + "; its runtime is pinned by aws-cdk-lib together with its bundled AWS CLI layer")
+        acknowledge(
+            handler,
+            "AwsSolutions-L1",
+            HANDLER + "; its runtime is pinned by aws-cdk-lib together with its bundled AWS CLI layer",
+        )
         acknowledge_cdk_handler(handler, HANDLER)
         acknowledge_checkov(
-            handler, "CKV_AWS_173",
-            HANDLER + "; its environment holds only aws-cdk-lib's settings (no secret), which Lambda encrypts at rest with its own key",
+            handler,
+            "CKV_AWS_173",
+            HANDLER
+            + "; its environment holds only aws-cdk-lib's settings (no secret), which Lambda encrypts at rest with its own key",
         )
         role = handler.node.find_child("ServiceRole")
         acknowledge(
@@ -88,7 +102,19 @@ class RepoUploads(Construct):
         )
         policy = role.node.find_child("DefaultPolicy")
         for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", HANDLER + "; it syncs whole destination prefixes (and prunes the code prefix)")
-        acknowledge(policy, wildcard_resource_finding(policy, f"{asset_bucket.bucket_arn}/*"), HANDLER + "; it reads the staged zip from the CDK asset bucket")
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                HANDLER + "; it syncs whole destination prefixes (and prunes the code prefix)",
+            )
+        acknowledge(
+            policy,
+            wildcard_resource_finding(policy, f"{asset_bucket.bucket_arn}/*"),
+            HANDLER + "; it reads the staged zip from the CDK asset bucket",
+        )
         for bucket in destinations:
-            acknowledge(policy, wildcard_resource_finding(policy, f"{bucket.bucket_arn}/*"), HANDLER + "; it writes the uploaded files under their repo names")
+            acknowledge(
+                policy,
+                wildcard_resource_finding(policy, f"{bucket.bucket_arn}/*"),
+                HANDLER + "; it writes the uploaded files under their repo names",
+            )

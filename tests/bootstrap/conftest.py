@@ -73,10 +73,19 @@ class Bootstrap:
         role = role or self.params["AIRFLOW_ROLE"]
         # Keep the machine's proxy/CA settings (uv needs them), drop anything Airflow would pick up.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "NODE_ENV_FILE"))}
-        env.update(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", NODE_ENV_FILE=str(self.node_env),
-                   **(extra_env or {}))
-        return subprocess.run(["bash", str(BOOTSTRAP_DIR / f"{role}.sh"), phase], env=env,
-                              capture_output=True, text=True, check=False, timeout=300)
+        env.update(
+            PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            NODE_ENV_FILE=str(self.node_env),
+            **(extra_env or {}),
+        )
+        return subprocess.run(
+            ["bash", str(BOOTSTRAP_DIR / f"{role}.sh"), phase],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
 
     @property
     def home(self) -> Path:
@@ -117,11 +126,17 @@ class NodeSecrets:
 @pytest.fixture
 def node_secrets(moto_endpoint, tls_mariadb) -> NodeSecrets:
     """The node's secrets in moto and a fresh database + user on the TLS-only server, as on AWS."""
-    client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=moto_endpoint,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-west-2",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     credentials = new_database_credentials()
-    database = tls_mariadb.database(name=credentials["database"], username=credentials["username"],
-                                    password=credentials["password"])
+    database = tls_mariadb.database(
+        name=credentials["database"], username=credentials["username"], password=credentials["password"]
+    )
     database.create()
     suffix = credentials["database"].rsplit("_", 1)[-1]
     values = {
@@ -133,10 +148,19 @@ def node_secrets(moto_endpoint, tls_mariadb) -> NodeSecrets:
         "ADMIN_PASSWORD_SECRET_ID": f"admin-password-{suffix}",
         "FLOWER_PASSWORD_SECRET_ID": f"flower-password-{suffix}",
     }
-    params = {key: client.create_secret(Name=f"{key.lower()}-{suffix}", SecretString=value)["ARN"]
-              for key, value in values.items()}
-    params.update(AWS_ENDPOINT_URL=moto_endpoint, DB_KIND="mysql", DB_HOST="127.0.0.1", DB_PORT=str(tls_mariadb.port),
-                  DB_NAME=credentials["database"], DB_TLS="true", DB_CA_BUNDLE=str(tls_mariadb.ca_bundle))
+    params = {
+        key: client.create_secret(Name=f"{key.lower()}-{suffix}", SecretString=value)["ARN"]
+        for key, value in values.items()
+    }
+    params.update(
+        AWS_ENDPOINT_URL=moto_endpoint,
+        DB_KIND="mysql",
+        DB_HOST="127.0.0.1",
+        DB_PORT=str(tls_mariadb.port),
+        DB_NAME=credentials["database"],
+        DB_TLS="true",
+        DB_CA_BUNDLE=str(tls_mariadb.ca_bundle),
+    )
     yield NodeSecrets(params, values)
     database.drop()
 
@@ -148,5 +172,12 @@ def run_in_unit(bootstrap: Bootstrap, unit_name: str, argv: list[str]) -> subpro
 
     unit = Unit.parse(bootstrap.home / "units" / f"airflow-{unit_name}.service")
     helper = unit.exec_start[: unit.exec_start.index("--") + 1]
-    return subprocess.run([*helper, *argv], env=unit.environment(), cwd=unit.working_directory,
-                          capture_output=True, text=True, check=False, timeout=180)
+    return subprocess.run(
+        [*helper, *argv],
+        env=unit.environment(),
+        cwd=unit.working_directory,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )

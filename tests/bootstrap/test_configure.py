@@ -29,12 +29,24 @@ def test_configure_twice_changes_nothing(bootstrap):
 def test_rendered_settings_fetch_every_secret_at_run_time(bootstrap):
     assert bootstrap.run("configure").returncode == 0
     settings = dotenv_values(bootstrap.home / "airflow.env")
-    for key in ("AIRFLOW__CORE__FERNET_KEY_CMD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
-                "AIRFLOW__CELERY__BROKER_URL_CMD", "AIRFLOW__CELERY__RESULT_BACKEND_CMD",
-                "AIRFLOW__API__SECRET_KEY_CMD", "AIRFLOW__API_AUTH__JWT_SECRET_CMD"):
+    for key in (
+        "AIRFLOW__CORE__FERNET_KEY_CMD",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+        "AIRFLOW__CELERY__BROKER_URL_CMD",
+        "AIRFLOW__CELERY__RESULT_BACKEND_CMD",
+        "AIRFLOW__API__SECRET_KEY_CMD",
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD",
+    ):
         assert "airflow_secret.py" in settings[key], key
-    assert not any(k in settings for k in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                                           "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__API_AUTH__JWT_SECRET"))
+    assert not any(
+        k in settings
+        for k in (
+            "AIRFLOW__CORE__FERNET_KEY",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "AIRFLOW__CELERY__BROKER_URL",
+            "AIRFLOW__API_AUTH__JWT_SECRET",
+        )
+    )
     assert "fernet-key fernet-seed" in settings["AIRFLOW__CORE__FERNET_KEY_CMD"]
     assert settings["AIRFLOW__CELERY__BROKER_URL_CMD"].endswith("--tls")
     assert "--ca-bundle /etc/pki/rds/global-bundle.pem" in settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
@@ -52,8 +64,15 @@ def test_rendered_env_file_reads_the_same_in_bash_and_systemd_parsers(bootstrap)
     assert bootstrap.run("configure").returncode == 0
     env_file = bootstrap.home / "airflow.env"
     dumped = subprocess.run(
-        ["bash", "-c", f'set -a; . "{env_file}"; set +a; {sys.executable} -c "import os,json; print(json.dumps(dict(os.environ)))"'],
-        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"},
+        [
+            "bash",
+            "-c",
+            f'set -a; . "{env_file}"; set +a; {sys.executable} -c "import os,json; print(json.dumps(dict(os.environ)))"',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
     ).stdout
     from_bash = json.loads(dumped)
     for key, value in dotenv_values(env_file).items():
@@ -68,8 +87,11 @@ def _units(bootstrap, **params):
 
 
 def test_each_role_runs_its_processes(bootstrap):
-    assert _units(bootstrap) == ["airflow-dag-processor.service", "airflow-scheduler.service",
-                                 "airflow-triggerer.service"]
+    assert _units(bootstrap) == [
+        "airflow-dag-processor.service",
+        "airflow-scheduler.service",
+        "airflow-triggerer.service",
+    ]
 
 
 def test_worker_runs_celery_and_flower(bootstrap):
@@ -78,14 +100,20 @@ def test_worker_runs_celery_and_flower(bootstrap):
 
 def test_second_scheduler_on_the_api_server_node_comes_and_goes_with_scheduler_count(bootstrap):
     assert _units(bootstrap, AIRFLOW_ROLE="api-server", SCHEDULER_COUNT="2") == [
-        "airflow-api-server.service", "airflow-scheduler.service"]
+        "airflow-api-server.service",
+        "airflow-scheduler.service",
+    ]
     assert _units(bootstrap, SCHEDULER_COUNT="1") == ["airflow-api-server.service"]
 
 
 def test_embedded_node_colocates_every_process_on_sqlite(bootstrap):
     units = _units(bootstrap, COLOCATED_ROLES="api-server", EXECUTOR="LocalExecutor", DB_KIND="sqlite")
-    assert units == ["airflow-api-server.service", "airflow-dag-processor.service",
-                     "airflow-scheduler.service", "airflow-triggerer.service"]
+    assert units == [
+        "airflow-api-server.service",
+        "airflow-dag-processor.service",
+        "airflow-scheduler.service",
+        "airflow-triggerer.service",
+    ]
     settings = dotenv_values(bootstrap.home / "airflow.env")
     assert settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:////")
     assert "AIRFLOW__CELERY__BROKER_URL_CMD" not in settings
@@ -105,11 +133,24 @@ def test_units_are_runnable_by_the_rehearsal_supervisor(bootstrap):
 
 def test_exec_resolves_every_cmd_option_once_and_drops_the_cmd(tmp_path):
     probe = tmp_path / "env.json"
-    env = {"PATH": "/usr/bin:/bin", "AIRFLOW__CORE__FERNET_KEY_CMD": "echo -n from-command",
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    subprocess.run([sys.executable, str(BOOTSTRAP_DIR / "airflow_secret.py"), "exec", "--", sys.executable, "-c",
-                    f"import os,json; open({str(probe)!r},'w').write(json.dumps(dict(os.environ)))"],
-                   env=env, check=True)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AIRFLOW__CORE__FERNET_KEY_CMD": "echo -n from-command",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            str(BOOTSTRAP_DIR / "airflow_secret.py"),
+            "exec",
+            "--",
+            sys.executable,
+            "-c",
+            f"import os,json; open({str(probe)!r},'w').write(json.dumps(dict(os.environ)))",
+        ],
+        env=env,
+        check=True,
+    )
     seen = json.loads(probe.read_text())
     assert seen["AIRFLOW__CORE__FERNET_KEY"] == "from-command"
     assert "AIRFLOW__CORE__FERNET_KEY_CMD" not in seen
@@ -120,7 +161,8 @@ def test_only_the_scheduler_node_syncs_dags(bootstrap):
     dags = bootstrap.tmp_path / "efs" / "dags"
     assert bootstrap.run("configure").returncode == 0
     assert sorted(p.name for p in dags.glob("*.py")) == sorted(
-        p.name for p in (BOOTSTRAP_DIR.parent / "dags").glob("*.py"))
+        p.name for p in (BOOTSTRAP_DIR.parent / "dags").glob("*.py")
+    )
     worker_dags = bootstrap.tmp_path / "worker-dags"
     bootstrap.params.update(AIRFLOW_ROLE="worker", DAGS_FOLDER=str(worker_dags))
     assert bootstrap.run("configure").returncode == 0
@@ -181,7 +223,9 @@ def test_dag_sync_works_where_chown_is_refused_like_the_efs_access_point(bootstr
     bootstrap.params["DAGS_FOLDER"] = str(dags)
     result = bootstrap.run("configure")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in dags.glob("*.py")) == sorted(p.name for p in (BOOTSTRAP_DIR.parent / "dags").glob("*.py"))
+    assert sorted(p.name for p in dags.glob("*.py")) == sorted(
+        p.name for p in (BOOTSTRAP_DIR.parent / "dags").glob("*.py")
+    )
     assert {(p.stat().st_uid, p.stat().st_gid) for p in dags.rglob("*")} == {(AIRFLOW_UID, AIRFLOW_GID)}
     # A second sync (cfn-hup after a DAG edit) goes through the same refusal.
     assert bootstrap.run("configure").returncode == 0

@@ -35,8 +35,13 @@ def _configured_api_server(bootstrap, node_secrets, **params):
 
 def test_server_refuses_a_connection_without_tls(tls_mariadb, node_secrets):
     credentials = json.loads(node_secrets.values["DB_SECRET_ID"])
-    login = {"host": "127.0.0.1", "port": tls_mariadb.port, "user": credentials["username"],
-             "password": credentials["password"], "database": node_secrets.params["DB_NAME"]}
+    login = {
+        "host": "127.0.0.1",
+        "port": tls_mariadb.port,
+        "user": credentials["username"],
+        "password": credentials["password"],
+        "database": node_secrets.params["DB_NAME"],
+    }
     with pytest.raises(pymysql.err.OperationalError):
         pymysql.connect(**login)
     pymysql.connect(**login, ssl={"ca": str(tls_mariadb.ca_bundle)}).close()
@@ -48,7 +53,8 @@ def test_sync_and_async_engines_connect_over_verified_tls(bootstrap, node_secret
     # The server requires TLS as RDS's parameter group makes it, and the credentials are right: a refusal is
     # the transport's. MariaDB words it "Access denied", MySQL 8.4 (RDS) "insecure transport" (error 3159).
     assert result.returncode == 0, (
-        "a node engine was refused by a server with require_secure_transport=ON: " + result.stderr[-3000:])
+        "a node engine was refused by a server with require_secure_transport=ON: " + result.stderr[-3000:]
+    )
     ciphers = json.loads(result.stdout.split("CIPHERS ", 1)[1].splitlines()[0])
     assert ciphers["sync"] and ciphers["async"], ciphers
 
@@ -60,10 +66,14 @@ def test_both_engines_refuse_a_server_certificate_from_another_ca(bootstrap, nod
     _configured_api_server(bootstrap, node_secrets, DB_CA_BUNDLE=str(other_ca))
     for engine in ("create_session()", "create_session_async()"):
         probe = SESSION_PROBE.split("CIPHER = ")[0] + (
-            "with create_session() as s: s.execute(text('SELECT 1'))" if engine == "create_session()" else
-            "async def f():\n    async with create_session_async() as s: await s.execute(text('SELECT 1'))\nasyncio.run(f())")
+            "with create_session() as s: s.execute(text('SELECT 1'))"
+            if engine == "create_session()"
+            else "async def f():\n    async with create_session_async() as s: await s.execute(text('SELECT 1'))\nasyncio.run(f())"
+        )
         result = run_in_unit(bootstrap, "api-server", [sys.executable, "-c", probe])
-        assert result.returncode != 0, f"{engine} accepted a server certificate the CA bundle did not sign (no verification)"
+        assert result.returncode != 0, (
+            f"{engine} accepted a server certificate the CA bundle did not sign (no verification)"
+        )
         assert "CERTIFICATE_VERIFY_FAILED" in result.stderr, result.stderr[-2000:]
 
 

@@ -24,7 +24,9 @@ AWKWARD = {
 def bash_reads(path, keys) -> dict[str, str]:
     """Each key as the bootstrap's own `node_env` reads it (the default '' so an empty value is no error)."""
     script = f'source "{BOOTSTRAP_DIR}/lib/bootstrap.sh"; NODE_ENV_FILE="$1"; shift; for k; do node_env "$k" ""; printf "\\0"; done'
-    out = subprocess.run(["bash", "-c", script, "bash", str(path), *keys], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", str(path), *keys], capture_output=True, text=True, check=True
+    ).stdout
     return dict(zip(keys, out.split("\0"), strict=False))  # a trailing NUL leaves one empty field over
 
 

@@ -20,8 +20,14 @@ def test_fernet_key_is_derived_identically_and_usable():
 
 
 def test_mysql_url_escapes_credentials_and_verifies_tls_with_the_ca_bundle():
-    url = airflow_secret.mysql_url({"username": "air flow", "password": "p@ss/w:rd?"}, scheme="mysql+pymysql",
-                                   host="db", port="3306", database="airflow", ca_bundle="/etc/pki/ca.pem")
+    url = airflow_secret.mysql_url(
+        {"username": "air flow", "password": "p@ss/w:rd?"},
+        scheme="mysql+pymysql",
+        host="db",
+        port="3306",
+        database="airflow",
+        ca_bundle="/etc/pki/ca.pem",
+    )
     parsed = urlparse(url)
     assert (unquote(parsed.username), unquote(parsed.password)) == ("air flow", "p@ss/w:rd?")
     assert parsed.hostname == "db" and parsed.path == "/airflow"
@@ -29,7 +35,10 @@ def test_mysql_url_escapes_credentials_and_verifies_tls_with_the_ca_bundle():
 
 
 def test_redis_url_uses_rediss_with_tls():
-    assert airflow_secret.redis_url("t/k", host="r", port="6379", tls=True) == "rediss://:t%2Fk@r:6379/0?ssl_cert_reqs=required"
+    assert (
+        airflow_secret.redis_url("t/k", host="r", port="6379", tls=True)
+        == "rediss://:t%2Fk@r:6379/0?ssl_cert_reqs=required"
+    )
     assert airflow_secret.redis_url("tk", host="r", port="6379", tls=False) == "redis://:tk@r:6379/0"
 
 
@@ -45,19 +54,29 @@ def test_redis_url_with_a_ca_bundle_makes_the_broker_client_verify_against_it():
 def _helper(endpoint, *args):
     env = {
         "PATH": os.environ["PATH"],
-        "AIRFLOW_CONN_AWS_DEFAULT": "aws://testing:testing@/?" + urlencode({"region_name": "us-west-2",
-                                                                            "endpoint_url": endpoint}),
+        "AIRFLOW_CONN_AWS_DEFAULT": "aws://testing:testing@/?"
+        + urlencode({"region_name": "us-west-2", "endpoint_url": endpoint}),
         # Airflow runs the helper while these are set; the helper must not recurse into them.
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": f"{sys.executable} {BOOTSTRAP_DIR / 'airflow_secret.py'} value x",
         "AIRFLOW__CORE__FERNET_KEY_CMD": "false",
     }
-    return subprocess.run([sys.executable, str(BOOTSTRAP_DIR / "airflow_secret.py"), *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(BOOTSTRAP_DIR / "airflow_secret.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint):
-    client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=moto_endpoint,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-west-2",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     arn = client.create_secret(Name="db-master", SecretString=json.dumps({"username": "u", "password": "p w"}))["ARN"]
     result = _helper(moto_endpoint, "mysql-url", arn, "--host", "h", "--database", "d")
     assert result.returncode == 0, result.stderr

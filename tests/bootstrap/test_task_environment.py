@@ -49,9 +49,16 @@ def _process_environ(pid: int) -> str:
 
 
 def _worker_node(bootstrap, node_secrets, redis_port: int) -> None:
-    bootstrap.params.update(node_secrets.params, AIRFLOW_ROLE="worker", REDIS_HOST="127.0.0.1",
-                            REDIS_PORT=str(redis_port), REDIS_TLS="false", WORKER_CONCURRENCY="1",
-                            FLOWER_PORT=str(free_port()), WORKER_LOG_SERVER_PORT=str(free_port()))
+    bootstrap.params.update(
+        node_secrets.params,
+        AIRFLOW_ROLE="worker",
+        REDIS_HOST="127.0.0.1",
+        REDIS_PORT=str(redis_port),
+        REDIS_TLS="false",
+        WORKER_CONCURRENCY="1",
+        FLOWER_PORT=str(free_port()),
+        WORKER_LOG_SERVER_PORT=str(free_port()),
+    )
     result = bootstrap.run("configure")
     assert result.returncode == 0, result.stderr
 
@@ -73,8 +80,11 @@ def test_worker_and_its_task_processes_hold_no_db_url_jwt_secret_or_fernet_key(b
         while time.monotonic() < deadline and not pool:
             pid = supervisor.pid(key)
             assert pid is not None, supervisor.log_path(key).read_text()[-3000:]
-            pool = [p for p in psutil.Process(pid).children(recursive=True) if "celery" in " ".join(p.cmdline())
-                    or "airflow" in " ".join(p.cmdline())]
+            pool = [
+                p
+                for p in psutil.Process(pid).children(recursive=True)
+                if "celery" in " ".join(p.cmdline()) or "airflow" in " ".join(p.cmdline())
+            ]
             time.sleep(1)
         log = supervisor.log_path(key).read_text()
         assert pool, f"the Celery worker forked no pool process:\n{log[-3000:]}"

@@ -24,7 +24,7 @@ from rehearsal.services import MissingPrerequisite, RehearsalRedis  # noqa: E402
 from rehearsal.supervisor import Supervisor, Unit  # noqa: E402
 
 TASK_SECONDS = 6
-PROBE_APP = '''
+PROBE_APP = """
 import time
 from celery import Celery
 
@@ -40,7 +40,7 @@ def sleep_then_mark(path, seconds):
     time.sleep(seconds)
     with open(path, "w") as marker:
         marker.write("done")
-'''
+"""
 
 
 @pytest.fixture
@@ -66,8 +66,24 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 def worker_unit_running_celery(rendered: Path, app_dir: Path, broker_url: str) -> Path:
     """The rendered worker unit with Airflow's command swapped for a plain Celery worker of the probe app."""
-    command = [sys.executable, "-m", "celery", "-A", "probe_app", "-b", broker_url, "worker",
-               "--pool", "prefork", "--concurrency", "1", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "probe_app",
+        "-b",
+        broker_url,
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        "INFO",
+    ]
     lines = []
     for line in rendered.read_text().splitlines():
         if line.startswith("ExecStart="):

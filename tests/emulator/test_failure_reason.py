@@ -26,10 +26,22 @@ ValueError: score is not numeric
 @pytest.mark.parametrize(
     ("stdout", "stderr", "reason"),
     [
-        ("", SPARK_SQL_NOT_FOUND, "[TABLE_OR_VIEW_NOT_FOUND] The table or view `nope`.`t` cannot be found. Verify the spelling."),
+        (
+            "",
+            SPARK_SQL_NOT_FOUND,
+            "[TABLE_OR_VIEW_NOT_FOUND] The table or view `nope`.`t` cannot be found. Verify the spelling.",
+        ),
         # spark-submit sends the Python driver's stderr to its stdout
-        (PYTHON_TRACEBACK, "26/11/23 21:22:00 WARN NativeCodeLoader: no native-hadoop\n", "ValueError: score is not numeric"),
-        ("", "WARNING: Using incubator modules: jdk.incubator.vector\nerror: bad input in row 7\n", "error: bad input in row 7"),
+        (
+            PYTHON_TRACEBACK,
+            "26/11/23 21:22:00 WARN NativeCodeLoader: no native-hadoop\n",
+            "ValueError: score is not numeric",
+        ),
+        (
+            "",
+            "WARNING: Using incubator modules: jdk.incubator.vector\nerror: bad input in row 7\n",
+            "error: bad input in row 7",
+        ),
         ("done\n", "something unusual happened\n", "something unusual happened"),
         ("", "", "step command exited with status 137"),
     ],

@@ -56,7 +56,9 @@ def test_the_dags_run_job_flow_is_allowed_and_counted(local_aws, job_flow_overri
     assert after["denied"] == before["denied"]
 
 
-def test_run_job_flow_without_the_stack_tag_is_denied_naming_principal_action_and_resource(local_aws, job_flow_overrides):
+def test_run_job_flow_without_the_stack_tag_is_denied_naming_principal_action_and_resource(
+    local_aws, job_flow_overrides
+):
     request = job_flow_overrides(local_aws.pipeline_config, RUN_ID)
     request["Tags"] = [tag for tag in request["Tags"] if tag["Key"] != stack_tag(local_aws)]
     with pytest.raises(ClientError) as excinfo:
@@ -64,10 +66,14 @@ def test_run_job_flow_without_the_stack_tag_is_denied_naming_principal_action_an
     message = denied(excinfo, "AccessDeniedException")
     assert message.startswith(node_role_arn_prefix(local_aws))
     assert "NodeRole" in message.split(" is not authorized")[0]
-    assert message.endswith("is not authorized to perform: elasticmapreduce:RunJobFlow on resource: * "
-                            "because no identity-based policy allows the elasticmapreduce:RunJobFlow action")
+    assert message.endswith(
+        "is not authorized to perform: elasticmapreduce:RunJobFlow on resource: * "
+        "because no identity-based policy allows the elasticmapreduce:RunJobFlow action"
+    )
     last = local_aws.iam_report()["denied"][-1]
-    assert last["action"] == "elasticmapreduce:RunJobFlow" and last["resource"] == "*" and "NodeRole" in last["principal"]
+    assert (
+        last["action"] == "elasticmapreduce:RunJobFlow" and last["resource"] == "*" and "NodeRole" in last["principal"]
+    )
 
 
 def test_passing_a_role_the_template_does_not_grant_is_denied(local_aws, job_flow_overrides):
@@ -131,8 +137,10 @@ def test_the_node_role_reads_its_secrets_and_sends_as_its_identity_only(local_aw
     assert f"secretsmanager:GetSecretValue on resource: {other} because" in denied(excinfo, "AccessDeniedException")
     ses = node(local_aws, "ses")
     local_aws.client("ses").verify_email_identity(EmailAddress="ceo@example.com")
-    mail = {"Destination": {"ToAddresses": [local_aws.pipeline_config["alert_email"]]},
-            "Message": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}}}
+    mail = {
+        "Destination": {"ToAddresses": [local_aws.pipeline_config["alert_email"]]},
+        "Message": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}},
+    }
     ses.send_email(Source=local_aws.pipeline_config["sender_email"], **mail)
     with pytest.raises(ClientError) as excinfo:
         ses.send_email(Source="ceo@example.com", **mail)
@@ -157,8 +165,14 @@ def test_each_node_signs_as_its_own_instance_role_and_the_worker_reads_no_master
     finally:
         sys.path.pop(0)
     for role in ("scheduler", "api-server", "worker"):
-        env = {**bootstrap_node.DEFAULTS, "AIRFLOW_ROLE": role, "AIRFLOW_HOME": "/opt/airflow", "AIRFLOW_VENV": "/opt/airflow/venv", "AWS_REGION": "us-west-2",
-               "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+        env = {
+            **bootstrap_node.DEFAULTS,
+            "AIRFLOW_ROLE": role,
+            "AIRFLOW_HOME": "/opt/airflow",
+            "AIRFLOW_VENV": "/opt/airflow/venv",
+            "AWS_REGION": "us-west-2",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+        }
         uri = bootstrap_node.Node(env, REPO_ROOT / "node.env").aws_connection_uri()
         assert uri.startswith(f"aws://{node_access_key(role)}:"), uri
     # On AWS the worker node runs as WorkerRole: it reads the broker's AUTH token, never the DB master
@@ -171,4 +185,6 @@ def test_each_node_signs_as_its_own_instance_role_and_the_worker_reads_no_master
         assert scheduler.get_secret_value(SecretId=ids[name])["SecretString"]
         with pytest.raises(ClientError) as excinfo:
             worker.get_secret_value(SecretId=ids[name])
-        assert "/rehearsal-worker is not authorized to perform: secretsmanager:GetSecretValue" in denied(excinfo, "AccessDeniedException")
+        assert "/rehearsal-worker is not authorized to perform: secretsmanager:GetSecretValue" in denied(
+            excinfo, "AccessDeniedException"
+        )

@@ -12,7 +12,9 @@ EMR_TAG = "for-use-with-amazon-emr-managed-policies"
 
 
 def principal(*statements: dict, trust: dict | None = None) -> Principal:
-    return Principal("TestRole", (PolicyDocument("inline", {"Version": "2012-10-17", "Statement": list(statements)}),), trust)
+    return Principal(
+        "TestRole", (PolicyDocument("inline", {"Version": "2012-10-17", "Statement": list(statements)}),), trust
+    )
 
 
 def allow(action, resource, condition=None, **extra) -> dict:
@@ -49,15 +51,23 @@ def test_aws_full_access_v2_runs_job_flows_only_with_the_managed_policy_tag():
 
 
 def test_resource_tag_conditions_select_clusters():
-    role = principal(allow("elasticmapreduce:TerminateJobFlows", "arn:aws:elasticmapreduce:*:*:cluster/*",
-                           {"StringEquals": {"aws:ResourceTag/owner": "us"}}))
+    role = principal(
+        allow(
+            "elasticmapreduce:TerminateJobFlows",
+            "arn:aws:elasticmapreduce:*:*:cluster/*",
+            {"StringEquals": {"aws:ResourceTag/owner": "us"}},
+        )
+    )
     assert evaluate(role, Request("elasticmapreduce:TerminateJobFlows", CLUSTER, {"aws:ResourceTag/owner": "us"}))
     assert not evaluate(role, Request("elasticmapreduce:TerminateJobFlows", CLUSTER, {"aws:ResourceTag/owner": "them"}))
     assert not evaluate(role, Request("elasticmapreduce:TerminateJobFlows", CLUSTER))
 
 
 def test_explicit_deny_wins():
-    role = principal(allow("s3:GetObject", "arn:aws:s3:::b/*"), {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::b/secret/*"})
+    role = principal(
+        allow("s3:GetObject", "arn:aws:s3:::b/*"),
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::b/secret/*"},
+    )
     assert evaluate(role, Request("s3:GetObject", "arn:aws:s3:::b/public/x"))
     decision = evaluate(role, Request("s3:GetObject", "arn:aws:s3:::b/secret/x"))
     assert not decision and "explicitly denied" in decision.reason
@@ -80,13 +90,25 @@ def test_negated_operators_hold_when_the_key_is_absent_and_if_exists_tolerates_a
 
 
 def test_tag_keys_set_operators_and_null():
-    only_ours = principal(allow("elasticmapreduce:RunJobFlow", "*", {
-        "ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]},
-        "Null": {"aws:RequestTag/a": "false"},
-    }))
-    assert evaluate(only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a"], "aws:RequestTag/a": "1"}))
-    assert not evaluate(only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a", "c"], "aws:RequestTag/a": "1"}))
-    assert not evaluate(only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["b"], "aws:RequestTag/b": "1"}))
+    only_ours = principal(
+        allow(
+            "elasticmapreduce:RunJobFlow",
+            "*",
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]},
+                "Null": {"aws:RequestTag/a": "false"},
+            },
+        )
+    )
+    assert evaluate(
+        only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a"], "aws:RequestTag/a": "1"})
+    )
+    assert not evaluate(
+        only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a", "c"], "aws:RequestTag/a": "1"})
+    )
+    assert not evaluate(
+        only_ours, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["b"], "aws:RequestTag/b": "1"})
+    )
     any_b = principal(allow("elasticmapreduce:RunJobFlow", "*", {"ForAnyValue:StringEquals": {"aws:TagKeys": "b"}}))
     assert evaluate(any_b, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a", "b"]}))
     assert not evaluate(any_b, Request("elasticmapreduce:RunJobFlow", "*", {"aws:TagKeys": ["a"]}))
@@ -100,10 +122,19 @@ def test_multivalued_key_with_a_single_value_operator_is_a_policy_error():
 
 def test_pass_role_to_a_service():
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/EmrService"
-    role = principal(allow("iam:PassRole", role_arn, {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}}))
+    role = principal(
+        allow("iam:PassRole", role_arn, {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}})
+    )
     assert evaluate(role, Request("iam:PassRole", role_arn, {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}))
     assert not evaluate(role, Request("iam:PassRole", role_arn, {"iam:PassedToService": "lambda.amazonaws.com"}))
-    assert not evaluate(role, Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/Admin", {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}))
+    assert not evaluate(
+        role,
+        Request(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/Admin",
+            {"iam:PassedToService": "elasticmapreduce.amazonaws.com"},
+        ),
+    )
 
 
 def test_not_action_and_not_resource():
@@ -114,14 +145,25 @@ def test_not_action_and_not_resource():
 
 
 def test_trust_policy_source_conditions():
-    trust = {"Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "elasticmapreduce.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": f"arn:aws:elasticmapreduce:us-west-2:{ACCOUNT}:*"}},
-    }]}
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "elasticmapreduce.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:elasticmapreduce:us-west-2:{ACCOUNT}:*"},
+                },
+            }
+        ]
+    }
     role = principal(trust=trust)
     assert may_assume(role, "elasticmapreduce.amazonaws.com", {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": CLUSTER})
     other = CLUSTER.replace(ACCOUNT, "999999999999")
-    assert not may_assume(role, "elasticmapreduce.amazonaws.com", {"aws:SourceAccount": "999999999999", "aws:SourceArn": other})
+    assert not may_assume(
+        role, "elasticmapreduce.amazonaws.com", {"aws:SourceAccount": "999999999999", "aws:SourceArn": other}
+    )
     assert not may_assume(role, "ec2.amazonaws.com", {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": CLUSTER})
 
 
@@ -136,18 +178,58 @@ def test_template_principals_render_references_to_example_arns():
     from rehearsal.aws.cfn_values import ExampleValues
     from rehearsal.aws.iam_policy import TemplateIam
 
-    template = {"Resources": {
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {
-            "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
-            "ManagedPolicyArns": [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"]]}],
-        }},
-        "Profile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"InstanceProfileName": {"Ref": "Role"}, "Roles": [{"Ref": "Role"}]}},
-        "Data": {"Type": "AWS::S3::Bucket"},
-        "Policy": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyName": "P", "Roles": [{"Ref": "Role"}], "PolicyDocument": {"Statement": [
-            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Data", "Arn"]}, "/in/*"]]}},
-            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Role}"}},
-        ]}}},
-    }}
+    template = {
+        "Resources": {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ec2.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ]
+                    },
+                    "ManagedPolicyArns": [
+                        {
+                            "Fn::Join": [
+                                "",
+                                ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"],
+                            ]
+                        }
+                    ],
+                },
+            },
+            "Profile": {
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": {"InstanceProfileName": {"Ref": "Role"}, "Roles": [{"Ref": "Role"}]},
+            },
+            "Data": {"Type": "AWS::S3::Bucket"},
+            "Policy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyName": "P",
+                    "Roles": [{"Ref": "Role"}],
+                    "PolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "s3:GetObject",
+                                "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Data", "Arn"]}, "/in/*"]]},
+                            },
+                            {
+                                "Effect": "Allow",
+                                "Action": "iam:PassRole",
+                                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${Role}"},
+                            },
+                        ]
+                    },
+                },
+            },
+        }
+    }
     values = ExampleValues(template, region="us-west-2", stack_name="S")
     assert values.physical_name("Profile") == values.ref("Role") == "S-Role"
     role = TemplateIam(template, values).principal("Role")

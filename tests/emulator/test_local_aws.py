@@ -147,7 +147,9 @@ def test_s3_helpers_round_trip_and_read_parquet_in_part_order(local_aws, tmp_pat
 
     assert (tmp_path / "copy" / "notes.txt").read_text() == "hello"
     assert local_aws.list_keys(prefix) == [
-        "helpers/table/_SUCCESS", "helpers/table/part-00000.parquet", "helpers/table/part-00001.parquet",
+        "helpers/table/_SUCCESS",
+        "helpers/table/part-00000.parquet",
+        "helpers/table/part-00001.parquet",
     ]
     assert local_aws.read_parquet(prefix).column("n").to_pylist() == [1, 2, 3, 4]
     with pytest.raises(FileNotFoundError, match="no Parquet parts"):

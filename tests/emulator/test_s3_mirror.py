@@ -32,7 +32,8 @@ def test_pull_downloads_the_prefix_and_removes_what_s3_no_longer_has(local_aws, 
     mirror.pull([location])
     root = mirror.local_path(location)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
-        "a.parquet", "sub/b.parquet",
+        "a.parquet",
+        "sub/b.parquet",
     ]
     assert not (root.parent / "outside.txt").exists()
 
@@ -62,7 +63,10 @@ def test_push_uploads_new_and_changed_files_and_deletes_removed_ones(local_aws, 
     keys = local_aws.list_keys(f"s3://{BUCKET}/{prefix}")
     assert keys == [prefix + "out/keep.txt", prefix + "out/part-0.parquet", prefix + "out/replace.txt"]
     assert result.deleted == [f"s3://{BUCKET}/{prefix}out/remove.txt"]
-    assert sorted(result.uploaded) == [f"s3://{BUCKET}/{prefix}out/part-0.parquet", f"s3://{BUCKET}/{prefix}out/replace.txt"]
+    assert sorted(result.uploaded) == [
+        f"s3://{BUCKET}/{prefix}out/part-0.parquet",
+        f"s3://{BUCKET}/{prefix}out/replace.txt",
+    ]
     body = local_aws.client("s3").get_object(Bucket=BUCKET, Key=prefix + "out/replace.txt")["Body"].read()
     assert body == b"new"
 
@@ -105,10 +109,16 @@ class RecordingClient:
         return call
 
     def __getattr__(self, name):
-        operations = {"head_object": "HeadObject", "get_object": "GetObject", "put_object": "PutObject", "delete_object": "DeleteObject"}
+        operations = {
+            "head_object": "HeadObject",
+            "get_object": "GetObject",
+            "put_object": "PutObject",
+            "delete_object": "DeleteObject",
+        }
         if name in operations:
             return self._record(operations[name], getattr(self._client, name))
         if name == "get_paginator":
+
             def paginator(operation):
                 real = self._client.get_paginator(operation)
                 recorder = self
@@ -145,11 +155,21 @@ def test_push_makes_emrfs_requests_and_uploads_in_the_order_the_step_wrote_the_f
     # mkdirs puts a marker per new directory, parents first; the files follow in write order; the
     # markers go once their directories have files.
     assert client.calls == [
-        ("PutObject", out + "_$folder$"), ("PutObject", out + "/runs_$folder$"), ("PutObject", out + "/runs/r1_$folder$"),
-        ("PutObject", out + "/runs/r1/part-00000.parquet"), ("PutObject", out + "/runs/r1/_SUCCESS"), ("PutObject", out + "/_LATEST"),
-        ("DeleteObject", out + "/runs/r1_$folder$"), ("DeleteObject", out + "/runs_$folder$"), ("DeleteObject", out + "_$folder$"),
+        ("PutObject", out + "_$folder$"),
+        ("PutObject", out + "/runs_$folder$"),
+        ("PutObject", out + "/runs/r1_$folder$"),
+        ("PutObject", out + "/runs/r1/part-00000.parquet"),
+        ("PutObject", out + "/runs/r1/_SUCCESS"),
+        ("PutObject", out + "/_LATEST"),
+        ("DeleteObject", out + "/runs/r1_$folder$"),
+        ("DeleteObject", out + "/runs_$folder$"),
+        ("DeleteObject", out + "_$folder$"),
     ]
-    assert local_aws.list_keys(f"s3://{BUCKET}/{out}/") == [out + "/_LATEST", out + "/runs/r1/_SUCCESS", out + "/runs/r1/part-00000.parquet"]
+    assert local_aws.list_keys(f"s3://{BUCKET}/{out}/") == [
+        out + "/_LATEST",
+        out + "/runs/r1/_SUCCESS",
+        out + "/runs/r1/part-00000.parquet",
+    ]
 
 
 # --- with the EMR instance role's key, as the step runner uses it ------------------------------------
@@ -181,5 +201,8 @@ def test_a_denied_head_is_named_too(local_aws, tmp_path, prefix):
 
     put(local_aws, prefix + "private.csv")
     mirror = S3Mirror(local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY), tmp_path / "instance")
-    with pytest.raises(EmrfsError, match=r"AccessDenied: EMRFS HeadObject .* is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::"):
+    with pytest.raises(
+        EmrfsError,
+        match=r"AccessDenied: EMRFS HeadObject .* is not authorized to perform: s3:GetObject on resource: arn:aws:s3:::",
+    ):
         mirror.pull([S3Uri(BUCKET, prefix + "private.csv")])

@@ -15,7 +15,9 @@ def test_leaving_the_context_kills_the_running_step(tmp_path):
         cluster_id = start_cluster(aws)
         aws.client("emr").add_job_flow_steps(
             JobFlowId=cluster_id,
-            Steps=[command_step("long", ["spark-submit", aws.pipeline_config["steps_uri"] + "sleep.py", str(pid_file)])],
+            Steps=[
+                command_step("long", ["spark-submit", aws.pipeline_config["steps_uri"] + "sleep.py", str(pid_file)])
+            ],
         )
         wait_for(pid_file.exists, timeout=300, what="the long step to start")
         pid = int(wait_for(lambda: pid_file.read_text().strip(), timeout=10))

@@ -32,7 +32,7 @@ def test_missing_java_names_the_package(monkeypatch, tmp_path):
 def test_old_java_is_refused(monkeypatch, tmp_path):
     java = tmp_path / "bin" / "java"
     java.parent.mkdir()
-    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(RehearsalEnvironmentError, match=r"java 11 .* too old for Spark 4: install Java 17"):
@@ -47,17 +47,24 @@ def test_an_emr_release_gets_its_own_spark_line():
 
 
 def test_a_release_without_a_known_spark_line_is_refused():
-    with pytest.raises(RehearsalEnvironmentError, match=r"no local Spark line known for EMR release 'emr-6.15.0'.*emr-7\.\*"):
+    with pytest.raises(
+        RehearsalEnvironmentError, match=r"no local Spark line known for EMR release 'emr-6.15.0'.*emr-7\.\*"
+    ):
         find_spark_environment("emr-6.15.0")
 
 
 def test_a_missing_release_interpreter_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(spark_env.INTERPRETERS, "3.5", tmp_path / "nowhere" / "bin" / "python")
-    with pytest.raises(RehearsalEnvironmentError, match=r"emr-7.10.0 runs Spark 3.5, but its interpreter .* is not installed: run `make venv`"):
+    with pytest.raises(
+        RehearsalEnvironmentError,
+        match=r"emr-7.10.0 runs Spark 3.5, but its interpreter .* is not installed: run `make venv`",
+    ):
         find_spark_environment("emr-7.10.0")
 
 
 def test_an_interpreter_on_another_line_is_refused(monkeypatch):
     monkeypatch.setitem(spark_env.INTERPRETERS, "3.5", Path(sys.executable))  # the project's pyspark 4
-    with pytest.raises(RehearsalEnvironmentError, match=r"has pyspark 4\.\S+, but EMR release emr-7.10.0 runs Spark 3.5"):
+    with pytest.raises(
+        RehearsalEnvironmentError, match=r"has pyspark 4\.\S+, but EMR release emr-7.10.0 runs Spark 3.5"
+    ):
         find_spark_environment("emr-7.10.0")

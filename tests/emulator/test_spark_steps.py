@@ -15,6 +15,7 @@ from .emulator_support import DATASET, cluster_state, command_step, start_cluste
 
 SPARK_TIMEOUT = 300
 
+
 def output_prefix(aws) -> str:
     """Under the pipeline's output prefix: the only place the EMR instance role may write."""
     return aws.pipeline_config["output_uri"] + "emulator-sorted/"
@@ -42,8 +43,15 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
         [
             command_step(
                 "load",
-                ["hive", "-f", steps_uri + "create_customers.hql",
-                 "--hivevar", f"input_location={input_prefix(local_aws)}", "--hivevar", "database=emu"],
+                [
+                    "hive",
+                    "-f",
+                    steps_uri + "create_customers.hql",
+                    "--hivevar",
+                    f"input_location={input_prefix(local_aws)}",
+                    "--hivevar",
+                    "database=emu",
+                ],
             ),
             command_step(
                 "sort",
@@ -71,7 +79,15 @@ def test_hive_then_pyspark_steps_write_sorted_parquet_to_s3(local_aws):
     for step_id in ids:
         for name in ("stdout", "stderr", "controller"):
             assert f"emr/{cluster_id}/steps/{step_id}/{name}" in log_keys
-    driver_stdout = local_aws.workdir / "emr" / cluster_id / "containers" / f"application_{ids[1].replace('-', '_')}" / "driver" / "stdout"
+    driver_stdout = (
+        local_aws.workdir
+        / "emr"
+        / cluster_id
+        / "containers"
+        / f"application_{ids[1].replace('-', '_')}"
+        / "driver"
+        / "stdout"
+    )
     assert "wrote 200 rows" in driver_stdout.read_text()  # --deploy-mode cluster: the container's log
     cluster_home = local_aws.workdir / "emr" / cluster_id
     assert (cluster_home / "metastore_db").is_dir() and (cluster_home / "warehouse" / "emu.db").is_dir()
@@ -108,13 +124,18 @@ def test_cluster_deploy_mode_sends_the_drivers_output_to_the_container_log_not_t
     steps_uri = local_aws.pipeline_config["steps_uri"]
     cluster_id = start_cluster(local_aws)
     [step_id] = add_steps(
-        local_aws, cluster_id, [command_step("fail", ["spark-submit", "--deploy-mode", "cluster", steps_uri + "fail.py"], "CONTINUE")]
+        local_aws,
+        cluster_id,
+        [command_step("fail", ["spark-submit", "--deploy-mode", "cluster", steps_uri + "fail.py"], "CONTINUE")],
     )
     [failed] = wait_for_steps(local_aws, cluster_id, [step_id], timeout=SPARK_TIMEOUT)
 
     details = failed["Status"]["FailureDetails"]
     application = f"application_{step_id.replace('-', '_')}"
-    assert details["Reason"] == f'Exception in thread "main" org.apache.spark.SparkException: Application {application} finished with failed status'
+    assert (
+        details["Reason"]
+        == f'Exception in thread "main" org.apache.spark.SparkException: Application {application} finished with failed status'
+    )
     assert "exit status 1" in details["Message"]
     assert "fixture failure" not in (local_aws.step_log_dir(cluster_id, step_id) / "stderr").read_text()
     container_log = f"{local_aws.pipeline_config['log_uri']}{cluster_id}/containers/{application}/driver/"
@@ -194,9 +215,7 @@ def test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line(loc
         ],
     )  # fmt: skip
     steps = wait_for_steps(local_aws, cluster_id, ids, timeout=SPARK_TIMEOUT)
-    assert [step["Status"]["State"] for step in steps] == ["COMPLETED", "COMPLETED"], [
-        step["Status"] for step in steps
-    ]
+    assert [step["Status"]["State"] for step in steps] == ["COMPLETED", "COMPLETED"], [step["Status"] for step in steps]
     for step_id in ids:  # run by the Spark line of the cluster's release (emr-7.x: 3.5, .venv-emr)
         controller = (local_aws.step_log_dir(cluster_id, step_id) / "controller").read_text()
         assert ".venv-emr/" in controller and "/pyspark/bin/spark-submit" in controller

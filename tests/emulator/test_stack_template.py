@@ -13,41 +13,97 @@ SECRET_ARN = f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:airflow-emr/fer
 
 def template() -> dict:
     """The shape aws-cdk-lib emits: node.env joins references; the profile is named by its role's Ref."""
-    pipeline = {"Fn::Join": ["", [
-        '{"job_flow_role":"', {"Ref": "Profile"}, '","log_uri":"s3://', {"Ref": "Logs"},
-        '/emr/","cluster_tags":{"airflow-emr-stack":"Stack-dev"}}',
-    ]]}
-    node_env = {"Fn::Join": ["", [
-        "FERNET_KEY_SECRET_ID=", {"Ref": "Fernet"}, "\nEMR_PIPELINE_JSON='", pipeline, "'\n",
-    ]]}
-    return {"Resources": {
-        "Logs": {"Type": "AWS::S3::Bucket"},
-        "Fernet": {"Type": "AWS::SecretsManager::Secret"},
-        "InstanceRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
-        "Profile": {"Type": "AWS::IAM::InstanceProfile",
-                    "Properties": {"InstanceProfileName": {"Ref": "InstanceRole"}, "Roles": [{"Ref": "InstanceRole"}]}},
-        "NodeRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}, "Policies": [
-            {"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "Fernet"}},
-                {"Effect": "Allow", "Action": "s3:PutObject",
-                 "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/airflow/*"]]}},
-                {"Effect": "Allow", "Action": "iam:PassRole", "Resource": {"Fn::GetAtt": ["InstanceRole", "Arn"]}},
-            ]}},
-        ]}},
-        "Node": {"Type": "AWS::EC2::Instance", "Metadata": {"AWS::CloudFormation::Init": {
-            "files": {"files": {NODE_ENV_PATH: {"content": node_env}}}}}},
-    }}
+    pipeline = {
+        "Fn::Join": [
+            "",
+            [
+                '{"job_flow_role":"',
+                {"Ref": "Profile"},
+                '","log_uri":"s3://',
+                {"Ref": "Logs"},
+                '/emr/","cluster_tags":{"airflow-emr-stack":"Stack-dev"}}',
+            ],
+        ]
+    }
+    node_env = {
+        "Fn::Join": [
+            "",
+            [
+                "FERNET_KEY_SECRET_ID=",
+                {"Ref": "Fernet"},
+                "\nEMR_PIPELINE_JSON='",
+                pipeline,
+                "'\n",
+            ],
+        ]
+    }
+    return {
+        "Resources": {
+            "Logs": {"Type": "AWS::S3::Bucket"},
+            "Fernet": {"Type": "AWS::SecretsManager::Secret"},
+            "InstanceRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}},
+            "Profile": {
+                "Type": "AWS::IAM::InstanceProfile",
+                "Properties": {"InstanceProfileName": {"Ref": "InstanceRole"}, "Roles": [{"Ref": "InstanceRole"}]},
+            },
+            "NodeRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {},
+                    "Policies": [
+                        {
+                            "PolicyName": "p",
+                            "PolicyDocument": {
+                                "Version": "2012-10-17",
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "secretsmanager:GetSecretValue",
+                                        "Resource": {"Ref": "Fernet"},
+                                    },
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "s3:PutObject",
+                                        "Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["Logs", "Arn"]}, "/airflow/*"]]},
+                                    },
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "iam:PassRole",
+                                        "Resource": {"Fn::GetAtt": ["InstanceRole", "Arn"]},
+                                    },
+                                ],
+                            },
+                        },
+                    ],
+                },
+            },
+            "Node": {
+                "Type": "AWS::EC2::Instance",
+                "Metadata": {"AWS::CloudFormation::Init": {"files": {"files": {NODE_ENV_PATH: {"content": node_env}}}}},
+            },
+        }
+    }
 
 
 def seeded(**changes) -> dict:
-    return {"job_flow_role": "AirflowEmr-Ec2Role", "log_uri": "s3://airflow-emr-logs/emr/",
-            "cluster_tags": {"airflow-emr-stack": "AirflowEmr-rehearsal"}, "poll_interval_seconds": 1, **changes}
+    return {
+        "job_flow_role": "AirflowEmr-Ec2Role",
+        "log_uri": "s3://airflow-emr-logs/emr/",
+        "cluster_tags": {"airflow-emr-stack": "AirflowEmr-rehearsal"},
+        "poll_interval_seconds": 1,
+        **changes,
+    }
 
 
 def bind(pipeline: dict):
     stack = SynthesizedStack(template(), "Stack-dev", 0.0)
-    return bind_to_emulator(stack, region="us-west-2", account=ACCOUNT, pipeline_config=pipeline,
-                            secret_ids={"FERNET_KEY_SECRET_ID": SECRET_ARN})
+    return bind_to_emulator(
+        stack,
+        region="us-west-2",
+        account=ACCOUNT,
+        pipeline_config=pipeline,
+        secret_ids={"FERNET_KEY_SECRET_ID": SECRET_ARN},
+    )
 
 
 def test_references_become_the_seeded_names_and_the_templates_literals_win():
@@ -61,7 +117,10 @@ def test_references_become_the_seeded_names_and_the_templates_literals_win():
 
 
 def test_a_seeded_value_the_template_cannot_produce_is_an_error():
-    with pytest.raises(ValueError, match=r"seeded emr_pipeline.log_uri 's3://airflow-emr-logs/logs/' does not fit the template's 's3://<Logs>/emr/'"):
+    with pytest.raises(
+        ValueError,
+        match=r"seeded emr_pipeline.log_uri 's3://airflow-emr-logs/logs/' does not fit the template's 's3://<Logs>/emr/'",
+    ):
         bind(seeded(log_uri="s3://airflow-emr-logs/logs/"))
 
 

@@ -25,7 +25,10 @@ def argv(jar: str, args: list[str]) -> list[str]:
 
 
 CLUSTER_CONF_ARGS = [
-    "--conf", "spark.sql.catalogImplementation=hive", "--conf", "spark.sql.warehouse.dir=/wh",
+    "--conf",
+    "spark.sql.catalogImplementation=hive",
+    "--conf",
+    "spark.sql.warehouse.dir=/wh",
 ]
 
 
@@ -34,8 +37,16 @@ def test_hive_step_runs_spark_sql_with_every_s3_uri_mapped():
         "command-runner.jar",
         ["hive", "-f", "s3://code/steps/load.hql", "--hivevar", "input_location=s3://data/in/", "-d", "db=mall"],
     ) == [
-        "spark-sql", "--master", "local[2]", *CLUSTER_CONF_ARGS,
-        "-f", "/mirror/code/steps/load.hql", "--hivevar", "input_location=/mirror/data/in/", "-d", "db=mall",
+        "spark-sql",
+        "--master",
+        "local[2]",
+        *CLUSTER_CONF_ARGS,
+        "-f",
+        "/mirror/code/steps/load.hql",
+        "--hivevar",
+        "input_location=/mirror/data/in/",
+        "-d",
+        "db=mall",
     ]
 
 
@@ -50,32 +61,49 @@ def test_spark_submit_drops_cluster_placement_and_keeps_the_rest():
         "command-runner.jar",
         [
             "spark-submit",
-            "--deploy-mode", "cluster",
-            "--master", "yarn",
-            "--executor-memory", "4g",
+            "--deploy-mode",
+            "cluster",
+            "--master",
+            "yarn",
+            "--executor-memory",
+            "4g",
             "--num-executors=3",
-            "--conf", "spark.submit.deployMode=cluster",
-            "--conf", "spark.sql.shuffle.partitions=4",
-            "--conf", "spark.yarn.dist.files=s3://code/extra.txt",
-            "--py-files", "s3://code/a.zip,s3://code/b.py",
+            "--conf",
+            "spark.submit.deployMode=cluster",
+            "--conf",
+            "spark.sql.shuffle.partitions=4",
+            "--conf",
+            "spark.yarn.dist.files=s3://code/extra.txt",
+            "--py-files",
+            "s3://code/a.zip,s3://code/b.py",
             "--name=sorter",
             "--verbose",
             "s3://code/steps/job.py",
-            "--output", "s3://data/out/",
-            "--deploy-mode", "kept-because-it-is-an-app-argument",
+            "--output",
+            "s3://data/out/",
+            "--deploy-mode",
+            "kept-because-it-is-an-app-argument",
         ],
     )
     assert result == [
-        "spark-submit", "--master", "local[2]",
-        "--conf", "spark.sql.shuffle.partitions=4",
-        "--conf", "spark.yarn.dist.files=/mirror/code/extra.txt",
-        "--py-files", "/mirror/code/a.zip,/mirror/code/b.py",
-        "--name", "sorter",
+        "spark-submit",
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--conf",
+        "spark.yarn.dist.files=/mirror/code/extra.txt",
+        "--py-files",
+        "/mirror/code/a.zip,/mirror/code/b.py",
+        "--name",
+        "sorter",
         "--verbose",
         *CLUSTER_CONF_ARGS,
         "/mirror/code/steps/job.py",
-        "--output", "/mirror/data/out/",
-        "--deploy-mode", "kept-because-it-is-an-app-argument",
+        "--output",
+        "/mirror/data/out/",
+        "--deploy-mode",
+        "kept-because-it-is-an-app-argument",
     ]
 
 
@@ -85,7 +113,10 @@ def test_referenced_locations_are_found_inside_arguments_once_each():
         ["spark-submit", "--py-files", "s3://c/a.zip,s3://c/b.py", "s3://c/job.py", "in=s3://d/in/", "s3://d/in/"],
     )
     assert step.s3_locations() == [
-        S3Uri("c", "a.zip"), S3Uri("c", "b.py"), S3Uri("c", "job.py"), S3Uri("d", "in/"),
+        S3Uri("c", "a.zip"),
+        S3Uri("c", "b.py"),
+        S3Uri("c", "job.py"),
+        S3Uri("d", "in/"),
     ]
 
 

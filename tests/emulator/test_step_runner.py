@@ -63,9 +63,7 @@ def test_terminate_cluster_on_failure_cancels_the_rest_and_terminates_with_error
 
 
 def test_cluster_without_keep_alive_terminates_after_its_steps(local_aws):
-    cluster_id = start_cluster(
-        local_aws, keep_alive=False, Steps=[command_step("only", UNSUPPORTED, "CONTINUE")]
-    )
+    cluster_id = start_cluster(local_aws, keep_alive=False, Steps=[command_step("only", UNSUPPORTED, "CONTINUE")])
     step_id = local_aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"][0]["Id"]
     wait_for_steps(local_aws, cluster_id, [step_id], timeout=30)
     status = wait_for(
@@ -78,9 +76,7 @@ def test_cluster_without_keep_alive_terminates_after_its_steps(local_aws):
 
 
 def test_cluster_with_a_missing_instance_profile_fails_validation_like_emr(local_aws):
-    cluster_id = start_cluster(
-        local_aws, JobFlowRole="NoSuchProfile", Steps=[command_step("never", UNSUPPORTED)]
-    )
+    cluster_id = start_cluster(local_aws, JobFlowRole="NoSuchProfile", Steps=[command_step("never", UNSUPPORTED)])
     step_id = local_aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"][0]["Id"]
     (step,) = wait_for_steps(local_aws, cluster_id, [step_id], timeout=30)
     assert step["Status"]["State"] == "CANCELLED"
@@ -160,10 +156,14 @@ def test_later_steps_keep_the_earlier_steps_locations_in_sync(local_aws):
     assert runner._locations_for(cluster, hive) == [S3Uri("c", "a.hql"), S3Uri("d", "in/")]
     # The Spark step reads the table whose LOCATION the hive step named: s3://d/in/ is synced too.
     assert runner._locations_for(cluster, spark) == [
-        S3Uri("c", "a.hql"), S3Uri("d", "in/"), S3Uri("c", "job.py"), S3Uri("d", "out/"),
+        S3Uri("c", "a.hql"),
+        S3Uri("d", "in/"),
+        S3Uri("c", "job.py"),
+        S3Uri("d", "out/"),
     ]
     assert runner._locations_for(SimpleNamespace(id="j-OTHER"), spark) == [
-        S3Uri("c", "job.py"), S3Uri("d", "out/"),
+        S3Uri("c", "job.py"),
+        S3Uri("d", "out/"),
     ]
 
 
@@ -184,8 +184,10 @@ def test_a_step_reading_what_the_instance_role_may_not_read_fails_with_the_iam_m
     (step,) = wait_for_steps(local_aws, cluster_id, [step_id], timeout=60)
 
     assert step["Status"]["State"] == "FAILED"
-    expected = (f"User: {instance_principal(local_aws)} is not authorized to perform: s3:GetObject "
-                f"on resource: arn:aws:s3:::airflow-emr-data/not-for-emr/job.py")
+    expected = (
+        f"User: {instance_principal(local_aws)} is not authorized to perform: s3:GetObject "
+        f"on resource: arn:aws:s3:::airflow-emr-data/not-for-emr/job.py"
+    )
     details = step["Status"]["FailureDetails"]
     assert expected in details["Reason"] and expected in details["Message"]
     assert expected in (local_aws.step_log_dir(cluster_id, step_id) / "stderr").read_text()
@@ -196,7 +198,8 @@ def test_a_step_reading_what_the_instance_role_may_not_read_fails_with_the_iam_m
 def _validation(aws, cluster_id):
     status = wait_for(
         lambda: (s := cluster_state(aws, cluster_id))["State"] == "TERMINATED_WITH_ERRORS" and s,
-        timeout=30, what="the cluster to fail validation",
+        timeout=30,
+        what="the cluster to fail validation",
     )
     assert status["StateChangeReason"]["Code"] == "VALIDATION_ERROR"
     return status["StateChangeReason"]["Message"]
@@ -204,16 +207,25 @@ def _validation(aws, cluster_id):
 
 def test_a_cluster_without_the_managed_policy_tag_fails_like_emr(local_aws):
     # AmazonEMRServicePolicy_v2 lets EMR launch instances only tagged for-use-with-amazon-emr-managed-policies=true.
-    tags = {k: v for k, v in local_aws.pipeline_config["cluster_tags"].items() if k != "for-use-with-amazon-emr-managed-policies"}
+    tags = {
+        k: v
+        for k, v in local_aws.pipeline_config["cluster_tags"].items()
+        if k != "for-use-with-amazon-emr-managed-policies"
+    }
     cluster_id = start_cluster(local_aws, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     message = _validation(local_aws, cluster_id)
     service_role = local_aws.pipeline_config["service_role"]
-    assert message == f"Service role arn:aws:iam::{local_aws.account_id}:role/{service_role} has insufficient EC2 permissions"
+    assert (
+        message
+        == f"Service role arn:aws:iam::{local_aws.account_id}:role/{service_role} has insufficient EC2 permissions"
+    )
 
 
 def test_an_instance_profile_named_apart_from_its_role_fails_like_emr(local_aws):
     iam = local_aws.client("iam")
-    role = iam.get_instance_profile(InstanceProfileName=local_aws.pipeline_config["job_flow_role"])["InstanceProfile"]["Roles"][0]["RoleName"]
+    role = iam.get_instance_profile(InstanceProfileName=local_aws.pipeline_config["job_flow_role"])["InstanceProfile"][
+        "Roles"
+    ][0]["RoleName"]
     iam.create_instance_profile(InstanceProfileName="ProfileNamedApart")
     iam.add_role_to_instance_profile(InstanceProfileName="ProfileNamedApart", RoleName=role)
     cluster_id = start_cluster(local_aws, JobFlowRole="ProfileNamedApart")
@@ -226,9 +238,16 @@ def test_the_service_role_must_trust_emr_for_this_account(local_aws):
     ours = local_aws._emr_roles
     config = local_aws.pipeline_config
     role = config["job_flow_role"]  # named like its role
-    kwargs = {"service_role": config["service_role"], "instance_role": role, "tags": config["cluster_tags"], "cluster_id": "j-1TRUST"}
+    kwargs = {
+        "service_role": config["service_role"],
+        "instance_role": role,
+        "tags": config["cluster_tags"],
+        "cluster_id": "j-1TRUST",
+    }
     assert ours.start_problem(**kwargs) is None
     # The template's trust policy conditions EMR's AssumeRole on aws:SourceAccount / aws:SourceArn.
     foreign = EmrRoles("999999999999", ours.region, ours.principal_of)
     problem = foreign.start_problem(**kwargs)
-    assert problem.startswith(f"Service role arn:aws:iam::999999999999:role/{config['service_role']} cannot be assumed by elasticmapreduce.amazonaws.com")
+    assert problem.startswith(
+        f"Service role arn:aws:iam::999999999999:role/{config['service_role']} cannot be assumed by elasticmapreduce.amazonaws.com"
+    )

@@ -68,7 +68,11 @@ def synthesize(outdir: Path, overrides: dict) -> Assembly:
 
 def node_env(template: dict, logical_prefix: str) -> str:
     """The rendered /etc/airflow/node.env of one instance, tokens shown as <Ref> / <Res.Attr>."""
-    instance = next(v for k, v in template["Resources"].items() if k.startswith(logical_prefix) and v["Type"] == "AWS::EC2::Instance")
+    instance = next(
+        v
+        for k, v in template["Resources"].items()
+        if k.startswith(logical_prefix) and v["Type"] == "AWS::EC2::Instance"
+    )
     content = instance["Metadata"]["AWS::CloudFormation::Init"]["files"]["files"]["/etc/airflow/node.env"]["content"]
     return render(content)
 

@@ -43,7 +43,9 @@ def test_every_node_runs_an_existing_role_entry_script(assemblies, variant):
     for logical_id, instance in instances(assemblies[variant]).items():
         command = instance["Metadata"]["AWS::CloudFormation::Init"]["bootstrap"]["commands"]["20-bootstrap"]["command"]
         script = command.split()[1].replace("/opt/airflow/assets/", "")
-        assert (REPO_ROOT / "airflow_assets" / script).is_file(), f"{logical_id} runs {script}, which airflow_assets/ lacks"
+        assert (REPO_ROOT / "airflow_assets" / script).is_file(), (
+            f"{logical_id} runs {script}, which airflow_assets/ lacks"
+        )
         assert command.endswith(" all")
 
 
@@ -77,7 +79,11 @@ def bootstrap_command(assembly, logical_prefix: str) -> dict:
 
 def real_binary(name: str) -> Path | None:
     """`name` as an executable file, not a pyenv shim (a shim needs the caller's environment)."""
-    for candidate in (Path(sys.executable).resolve().parent / name, Path(sys.prefix) / "bin" / name, shutil.which(name)):
+    for candidate in (
+        Path(sys.executable).resolve().parent / name,
+        Path(sys.prefix) / "bin" / name,
+        shutil.which(name),
+    ):
         if candidate and Path(candidate).is_file() and Path(candidate).read_bytes()[:4] == b"\x7fELF":
             return Path(candidate)
     return None
@@ -141,12 +147,22 @@ def probe_sdist_requirements(tmp_path: Path) -> Path:
 def in_private_mounts(mounts: dict[Path, str], steps: list[tuple[dict[str, str], str]]) -> subprocess.CompletedProcess:
     """Each (environment, shell command) step through /bin/sh with exactly `env -i` + that environment,
     in order, stopping at the first failure, inside a private mount namespace with `mounts` bound."""
-    binding = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}" for source, target in mounts.items())
-    runs = [f"(cd / && env -i {' '.join(shlex.quote(f'{k}={v}') for k, v in env.items())} /bin/sh -c {shlex.quote(command)})"
-            for env, command in steps]
+    binding = " && ".join(
+        f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}" for source, target in mounts.items()
+    )
+    runs = [
+        f"(cd / && env -i {' '.join(shlex.quote(f'{k}={v}') for k, v in env.items())} /bin/sh -c {shlex.quote(command)})"
+        for env, command in steps
+    ]
     inner = " && ".join([binding, *runs])
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner],
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", inner],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def cfn_init_env(command: dict) -> dict[str, str]:
@@ -156,19 +172,31 @@ def cfn_init_env(command: dict) -> dict[str, str]:
     return env
 
 
-def run_as_cfn_init(command: dict, script_command: str, standins: Path, node_env_file: Path,
-                    binds: dict[Path, str] | None = None) -> subprocess.CompletedProcess:
+def run_as_cfn_init(
+    command: dict, script_command: str, standins: Path, node_env_file: Path, binds: dict[Path, str] | None = None
+) -> subprocess.CompletedProcess:
     """`script_command` as cfn-init runs `command`, with `standins` on /usr/local/sbin and `binds` mounted."""
-    env = {**cfn_init_env(command), "NODE_ENV_FILE": str(node_env_file)}  # the same file, in tmp instead of /etc/airflow
+    env = {
+        **cfn_init_env(command),
+        "NODE_ENV_FILE": str(node_env_file),
+    }  # the same file, in tmp instead of /etc/airflow
     return in_private_mounts({standins: STANDIN_DIR, **(binds or {})}, [(env, script_command)])
 
 
 def role_script(command: dict, phase: str) -> str:
-    return command["command"].replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/").replace(" all", f" {phase}")
+    return (
+        command["command"]
+        .replace("/opt/airflow/assets/", f"{REPO_ROOT / 'airflow_assets'}/")
+        .replace(" all", f" {phase}")
+    )
 
 
-@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` to put AL2023's dnf/rpm stand-ins on the PATH")
-@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="needs a Python 3.11 interpreter to stand in for AL2023's python3.11")
+@pytest.mark.skipif(
+    not can_bind_mount(), reason="needs root and `unshare --mount` to put AL2023's dnf/rpm stand-ins on the PATH"
+)
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11), reason="needs a Python 3.11 interpreter to stand in for AL2023's python3.11"
+)
 def test_install_phase_works_with_exactly_the_environment_cfn_init_gives_it(dev, tmp_path):
     uv = real_binary("uv")
     if uv is None:
@@ -193,7 +221,9 @@ def test_install_phase_works_with_exactly_the_environment_cfn_init_gives_it(dev,
     assert list((tmp_path / "venv").glob("lib/python3.11/site-packages/pkgconfig_probe.py"))
 
 
-@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` to give useradd a private copy of /etc")
+@pytest.mark.skipif(
+    not can_bind_mount(), reason="needs root and `unshare --mount` to give useradd a private copy of /etc"
+)
 def test_install_creates_the_service_user_with_the_uid_and_gid_the_efs_access_point_forces(dev, tmp_path):
     posix_user = next(iter(dev.resources("AWS::EFS::AccessPoint").values()))["Properties"]["PosixUser"]
     command = bootstrap_command(dev, "Worker")
@@ -204,7 +234,9 @@ def test_install_creates_the_service_user_with_the_uid_and_gid_the_efs_access_po
     shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True)
     written = parse_env(node_env(dev.template, "Worker"))
     user = written["AIRFLOW_USER"]
-    assert user and subprocess.run(["getent", "passwd", user], capture_output=True).returncode, f"{user} exists on this machine"
+    assert user and subprocess.run(["getent", "passwd", user], capture_output=True).returncode, (
+        f"{user} exists on this machine"
+    )
     # The venv is already there (install then only sees to the user), so no package is installed.
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.17.0\n")
@@ -213,8 +245,10 @@ def test_install_creates_the_service_user_with_the_uid_and_gid_the_efs_access_po
     (venv / "bin" / "python").symlink_to(sys.executable)
     (venv / ".bootstrap-requirements.sha256").write_text(hashlib.sha256(requirements.read_bytes()).hexdigest() + "\n")
     node_env_file = tmp_path / "node.env"
-    node_env_file.write_text(node_env(dev.template, "Worker")
-                             + f"AIRFLOW_HOME={tmp_path / 'home'}\nAIRFLOW_VENV={venv}\nAIRFLOW_REQUIREMENTS={requirements}\n")
+    node_env_file.write_text(
+        node_env(dev.template, "Worker")
+        + f"AIRFLOW_HOME={tmp_path / 'home'}\nAIRFLOW_VENV={venv}\nAIRFLOW_REQUIREMENTS={requirements}\n"
+    )
     for run in ("first", "again"):
         result = run_as_cfn_init(command, role_script(command, "install"), standins, node_env_file, binds={etc: "/etc"})
         assert result.returncode == 0, f"{run}: {result.stderr}"
@@ -232,8 +266,8 @@ def systemd_standins(directory: Path, calls: Path) -> None:
         'verb=$1; unit=${2:-}; case $unit in ""|*.*) ;; *) unit=$unit.service ;; esac\n'
         f'echo "$verb${{unit:+ $unit}}" >> {calls}\n'
         'known() { [ -e "/etc/systemd/system/$unit" ] || [ -e "/usr/lib/systemd/system/$unit" ]; }\n'
-        'case $verb in\n'
-        '  daemon-reload) exit 0 ;;\n'
+        "case $verb in\n"
+        "  daemon-reload) exit 0 ;;\n"
         '  cat) known || { echo "No files found for $unit." >&2; exit 1; } ;;\n'
         '  *) known || { echo "Unit $unit could not be found." >&2; exit 5; } ;;\n'
         "esac\n"
@@ -244,7 +278,9 @@ def systemd_standins(directory: Path, calls: Path) -> None:
         (directory / script).chmod(0o755)
 
 
-@pytest.mark.skipif(not can_bind_mount(), reason="needs root and `unshare --mount` for a private /etc and stand-ins on the PATH")
+@pytest.mark.skipif(
+    not can_bind_mount(), reason="needs root and `unshare --mount` for a private /etc and stand-ins on the PATH"
+)
 def test_files_config_enables_cfn_hup_where_aws_cfn_bootstrap_installed_no_unit(dev, tmp_path):
     """The `files` config as cfn-init applies it on an AL2023 node whose aws-cfn-bootstrap put no
     cfn-hup.service where systemd looks (amazon-linux-2023#728): its commands in key order, then its

@@ -30,9 +30,20 @@ def checkov_reports(assemblies) -> dict[str, dict]:
     files = [str(assemblies[variant].template_path) for variant in VARIANTS]
     # BC_SKIP_MAPPING and --skip-download keep checkov offline (no guideline or policy downloads).
     result = subprocess.run(
-        [str(CHECKOV), "--framework", "cloudformation", "--compact", "--skip-download", "--output", "json",
-         *(arg for path in files for arg in ("--file", path))],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        [
+            str(CHECKOV),
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+            *(arg for path in files for arg in ("--file", path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )
     assert result.returncode in (0, 1), result.stderr[-3000:]
     reports = json.loads(result.stdout)
@@ -59,4 +70,8 @@ def test_checkov_finds_no_unacknowledged_failure(checkov_reports, variant):
 def test_every_checkov_acknowledgment_has_a_reason(checkov_reports, variant):
     for check in checkov_reports[variant]["skipped"]:
         reason = check["check_result"].get("suppress_comment") or ""
-        assert len(reason) >= 40 and not reason.lower().startswith(("todo", "n/a", "suppress")), (check["check_id"], check["resource"], reason)
+        assert len(reason) >= 40 and not reason.lower().startswith(("todo", "n/a", "suppress")), (
+            check["check_id"],
+            check["resource"],
+            reason,
+        )

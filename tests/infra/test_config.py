@@ -38,7 +38,9 @@ def test_command_line_strings_are_coerced():
 
 
 def test_output_uri_gets_a_trailing_slash_and_custom_uris_are_kept():
-    config = parse_config({"input_uri": "s3://cjm-oregon/champion/data/Mall_Customers.csv", "output_uri": "s3://cjm-oregon/out"})
+    config = parse_config(
+        {"input_uri": "s3://cjm-oregon/champion/data/Mall_Customers.csv", "output_uri": "s3://cjm-oregon/out"}
+    )
     assert config.input_uri == "s3://cjm-oregon/champion/data/Mall_Customers.csv"
     assert config.output_uri == "s3://cjm-oregon/out/"
 
@@ -99,7 +101,9 @@ def test_app_exits_with_a_clear_error_and_writes_nothing(tmp_path):
     outdir = tmp_path / "cdk.out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env |= {"CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps({"stage": "qa", "allowed_ui_cidr": "0.0.0.0/0"})}
-    result = subprocess.run([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 2
     assert "context parameter 'stage'" in result.stderr
     assert "context parameter 'allowed_ui_cidr'" in result.stderr

@@ -19,7 +19,10 @@ def node_envs(assembly) -> list[dict[str, str]]:
 
 
 def test_a_small_database_with_many_api_server_workers_fails_synthesis(tmp_path):
-    with pytest.raises(ConfigError, match=r"connection budget exceeded: the Airflow nodes can open \d+ metadata-DB connections, but db.t4g.micro allows \d+"):
+    with pytest.raises(
+        ConfigError,
+        match=r"connection budget exceeded: the Airflow nodes can open \d+ metadata-DB connections, but db.t4g.micro allows \d+",
+    ):
         synthesize(tmp_path, {"db_instance_type": "t4g.micro", "api_server_workers": 8})
 
 

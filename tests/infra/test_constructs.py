@@ -43,7 +43,9 @@ def stack_with_vpc():
 
 
 def ingress_from(template: Template, port: int) -> dict:
-    rules = template.find_resources("AWS::EC2::SecurityGroupIngress", {"Properties": {"FromPort": port, "ToPort": port}})
+    rules = template.find_resources(
+        "AWS::EC2::SecurityGroupIngress", {"Properties": {"FromPort": port, "ToPort": port}}
+    )
     assert len(rules) == 1, rules
     return next(iter(rules.values()))["Properties"]
 
@@ -56,7 +58,9 @@ def test_network_two_azs_nat_flow_logs_s3_endpoint_and_emr_tags():
     t.resource_count_is("AWS::EC2::NatGateway", 1)
     t.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"})
     t.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
-    t.has_resource_properties("AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Gateway", "ServiceName": Match.object_like({})})
+    t.has_resource_properties(
+        "AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Gateway", "ServiceName": Match.object_like({})}
+    )
     private = t.find_resources("AWS::EC2::Subnet", {"Properties": {"MapPublicIpOnLaunch": False}})
     assert len(private) == 2
     for subnet in private.values():
@@ -82,7 +86,11 @@ def test_network_ui_access_group_opens_only_the_ui_port_to_the_given_cidr():
     t = Template.from_stack(stack)
     t.has_resource_properties(
         "AWS::EC2::SecurityGroup",
-        {"SecurityGroupIngress": [Match.object_like({"CidrIp": "10.20.0.0/16", "FromPort": 8080, "ToPort": 8080, "IpProtocol": "tcp"})]},
+        {
+            "SecurityGroupIngress": [
+                Match.object_like({"CidrIp": "10.20.0.0/16", "FromPort": 8080, "ToPort": 8080, "IpProtocol": "tcp"})
+            ]
+        },
     )
 
 
@@ -90,8 +98,14 @@ def test_network_ui_access_group_opens_only_the_ui_port_to_the_given_cidr():
 def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
     stack, vpc, clients = stack_with_vpc()
     db = MetadataDatabase(
-        stack, "Db", vpc=vpc, subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS), clients=clients,
-        instance_type="t4g.micro", multi_az=multi_az, removal_policy=cdk.RemovalPolicy.RETAIN if multi_az else DESTROY,
+        stack,
+        "Db",
+        vpc=vpc,
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        clients=clients,
+        instance_type="t4g.micro",
+        multi_az=multi_az,
+        removal_policy=cdk.RemovalPolicy.RETAIN if multi_az else DESTROY,
     )
     t = Template.from_stack(stack)
     t.has_resource_properties(
@@ -113,14 +127,21 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
     )
     t.has_resource_properties(
         "AWS::RDS::DBParameterGroup",
-        {"Family": "mysql8.4", "Parameters": {
-            "require_secure_transport": "1", "explicit_defaults_for_timestamp": "1",
-            "character_set_server": "utf8mb4", "collation_server": "utf8mb4_0900_ai_ci",
-        }},
+        {
+            "Family": "mysql8.4",
+            "Parameters": {
+                "require_secure_transport": "1",
+                "explicit_defaults_for_timestamp": "1",
+                "character_set_server": "utf8mb4",
+                "collation_server": "utf8mb4_0900_ai_ci",
+            },
+        },
     )
     rule = ingress_from(t, DB_PORT)
     assert rule["SourceSecurityGroupId"] == stack.resolve(clients.security_group_id)
-    t.has_resource_properties("AWS::SecretsManager::Secret", {"GenerateSecretString": Match.object_like({"GenerateStringKey": "password"})})
+    t.has_resource_properties(
+        "AWS::SecretsManager::Secret", {"GenerateSecretString": Match.object_like({"GenerateStringKey": "password"})}
+    )
     password = str(t.find_resources("AWS::RDS::DBInstance"))
     assert "resolve:secretsmanager" in password
     assert stack.resolve(db.secret.secret_arn)
@@ -130,8 +151,14 @@ def test_database_mysql_84_tls_only_encrypted_and_private(multi_az):
 def test_broker_tls_encrypted_auth_from_secrets_manager(multi_az):
     stack, vpc, clients = stack_with_vpc()
     Broker(
-        stack, "Broker", vpc=vpc, subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
-        clients=clients, node_type="cache.t4g.micro", multi_az=multi_az, removal_policy=DESTROY,
+        stack,
+        "Broker",
+        vpc=vpc,
+        subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
+        clients=clients,
+        node_type="cache.t4g.micro",
+        multi_az=multi_az,
+        removal_policy=DESTROY,
     )
     t = Template.from_stack(stack)
     groups = t.find_resources("AWS::ElastiCache::ReplicationGroup")
@@ -142,8 +169,13 @@ def test_broker_tls_encrypted_auth_from_secrets_manager(multi_az):
     assert props["NumCacheClusters"] == (2 if multi_az else 1)
     assert props["MultiAZEnabled"] is multi_az and props["AutomaticFailoverEnabled"] is multi_az
     secret_logical_id = next(iter(t.find_resources("AWS::SecretsManager::Secret")))
-    assert props["AuthToken"] == {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_logical_id}, ":SecretString:::}}"]]}
-    t.has_resource_properties("AWS::SecretsManager::Secret", {"GenerateSecretString": {"ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 64}})
+    assert props["AuthToken"] == {
+        "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_logical_id}, ":SecretString:::}}"]]
+    }
+    t.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"GenerateSecretString": {"ExcludePunctuation": True, "IncludeSpace": False, "PasswordLength": 64}},
+    )
     rule = ingress_from(t, REDIS_PORT)
     assert rule["SourceSecurityGroupId"] == stack.resolve(clients.security_group_id)
     t.resource_count_is("AWS::ElastiCache::SubnetGroup", 1)
@@ -151,14 +183,33 @@ def test_broker_tls_encrypted_auth_from_secrets_manager(multi_az):
 
 def test_shared_fs_encrypted_access_point_nfs_from_clients_and_fstab_line():
     stack, vpc, clients = stack_with_vpc()
-    fs = SharedFileSystem(stack, "Fs", vpc=vpc, subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS), clients=clients, removal_policy=DESTROY)
+    fs = SharedFileSystem(
+        stack,
+        "Fs",
+        vpc=vpc,
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        clients=clients,
+        removal_policy=DESTROY,
+    )
     role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     fs.grant_mount(role)
     t = Template.from_stack(stack)
     t.has_resource_properties("AWS::EFS::FileSystem", {"Encrypted": True})
-    t.has_resource_properties("AWS::EFS::AccessPoint", {"RootDirectory": {"Path": "/airflow", "CreationInfo": Match.object_like({"Permissions": "0775"})}})
+    t.has_resource_properties(
+        "AWS::EFS::AccessPoint",
+        {"RootDirectory": {"Path": "/airflow", "CreationInfo": Match.object_like({"Permissions": "0775"})}},
+    )
     assert ingress_from(t, 2049)["SourceSecurityGroupId"] == stack.resolve(clients.security_group_id)
-    t.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [Match.object_like({"Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]})]}})
+    t.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like({"Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]})
+                ]
+            }
+        },
+    )
     line = str(stack.resolve(fs.fstab_line))
     assert " efs _netdev,noresvport,tls,iam,accesspoint=" in line
 
@@ -173,14 +224,23 @@ def test_buckets_private_ssl_encrypted_logged(policy, auto_delete):
     access_logs = stack.resolve(buckets.access_logs.bucket_name)
     for logical_id, bucket in all_buckets.items():
         props = bucket["Properties"]
-        assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True)
-        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        )
+        assert (
+            props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+                "SSEAlgorithm"
+            ]
+            == "AES256"
+        )
         assert bucket["DeletionPolicy"] == ("Delete" if auto_delete else "Retain")
         if {"Ref": logical_id} != access_logs:
             assert props["LoggingConfiguration"]["DestinationBucketName"] == access_logs
     for policy_doc in t.find_resources("AWS::S3::BucketPolicy").values():
         statements = policy_doc["Properties"]["PolicyDocument"]["Statement"]
-        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+        )
     t.resource_count_is("Custom::S3AutoDeleteObjects", 4 if auto_delete else 0)
 
 
@@ -188,13 +248,18 @@ def test_emr_security_groups_predeclare_every_rule_emr_adds():
     stack, vpc, _ = stack_with_vpc()
     groups = EmrSecurityGroups(stack, "Emr", vpc=vpc)
     t = Template.from_stack(stack)
-    ids = {name: stack.resolve(getattr(groups, name).security_group_id) for name in ("primary", "core", "service_access")}
+    ids = {
+        name: stack.resolve(getattr(groups, name).security_group_id) for name in ("primary", "core", "service_access")
+    }
     ingress = [r["Properties"] for r in t.find_resources("AWS::EC2::SecurityGroupIngress").values()]
 
     def has(target, source, protocol, low, high):
         return any(
-            r["GroupId"] == ids[target] and r["SourceSecurityGroupId"] == ids[source] and r["IpProtocol"] == protocol
-            and r["FromPort"] == low and r["ToPort"] == high
+            r["GroupId"] == ids[target]
+            and r["SourceSecurityGroupId"] == ids[source]
+            and r["IpProtocol"] == protocol
+            and r["FromPort"] == low
+            and r["ToPort"] == high
             for r in ingress
         )
 
@@ -207,7 +272,10 @@ def test_emr_security_groups_predeclare_every_rule_emr_adds():
     assert has("service_access", "primary", "tcp", 9443, 9443)
     assert len(ingress) == 15
     egress = [r["Properties"] for r in t.find_resources("AWS::EC2::SecurityGroupEgress").values()]
-    assert sorted((e["DestinationSecurityGroupId"] == ids["primary"], e["FromPort"]) for e in egress) == [(False, 8443), (True, 8443)]
+    assert sorted((e["DestinationSecurityGroupId"] == ids["primary"], e["FromPort"]) for e in egress) == [
+        (False, 8443),
+        (True, 8443),
+    ]
     for group in t.find_resources("AWS::EC2::SecurityGroup").values():
         if "EMR managed" in group["Properties"]["GroupDescription"]:
             assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in group["Properties"]["Tags"]
@@ -216,14 +284,28 @@ def test_emr_security_groups_predeclare_every_rule_emr_adds():
 def test_emr_roles_service_policy_v2_pass_role_and_emrfs_scoped_instance_role():
     stack = bare_stack()
     roles = EmrRoles(
-        stack, "Emr", readable=["s3://data/input/mall_customers/Mall_Customers.csv"], writable=["s3://data/output/x/", "s3://logs/emr/"],
+        stack,
+        "Emr",
+        readable=["s3://data/input/mall_customers/Mall_Customers.csv"],
+        writable=["s3://data/output/x/", "s3://logs/emr/"],
         cluster_tag=("airflow-emr-stack", "S"),
     )
     t = Template.from_stack(stack)
     t.has_resource_properties(
         "AWS::IAM::Role",
-        {"AssumeRolePolicyDocument": {"Statement": [Match.object_like({"Principal": {"Service": "elasticmapreduce.amazonaws.com"}})]},
-         "ManagedPolicyArns": [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"]]}]},
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [Match.object_like({"Principal": {"Service": "elasticmapreduce.amazonaws.com"}})]
+            },
+            "ManagedPolicyArns": [
+                {
+                    "Fn::Join": [
+                        "",
+                        ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"],
+                    ]
+                }
+            ],
+        },
     )
     role_name = stack.resolve(roles.instance_role.role_name)
     t.has_resource_properties("AWS::IAM::InstanceProfile", {"Roles": [role_name], "InstanceProfileName": role_name})
@@ -233,7 +315,10 @@ def test_emr_roles_service_policy_v2_pass_role_and_emrfs_scoped_instance_role():
     assert len(pass_role) == 1 and pass_role[0]["Resource"] == stack.resolve(roles.instance_role.role_arn)
     assert pass_role[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
     rendered = str(stack.resolve(statements))
-    assert ":s3:::data/input/mall_customers/Mall_Customers.csv" in rendered and ":s3:::data/input/mall_customers/*" not in rendered
+    assert (
+        ":s3:::data/input/mall_customers/Mall_Customers.csv" in rendered
+        and ":s3:::data/input/mall_customers/*" not in rendered
+    )
     assert ":s3:::data/output/x/*" in rendered and ":s3:::logs/emr/*" in rendered
     assert ":s3:::data/output/x_$folder$" in rendered and ":s3:::logs/emr_$folder$" in rendered
     assert "s3:*" not in rendered and "'Resource': '*'" not in rendered
@@ -251,16 +336,37 @@ def test_node_role_emr_grants_are_conditioned_on_tags_and_pass_only_the_two_emr_
     statements = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"]
     run = next(s for s in statements if s["Action"] == "elasticmapreduce:RunJobFlow")
     assert run["Resource"] == "*"
-    assert run["Condition"] == {"StringEquals": {"aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true", "aws:RequestTag/airflow-emr-stack": "Bare"}}
+    assert run["Condition"] == {
+        "StringEquals": {
+            "aws:RequestTag/for-use-with-amazon-emr-managed-policies": "true",
+            "aws:RequestTag/airflow-emr-stack": "Bare",
+        }
+    }
     clusters = next(s for s in statements if sorted(s["Action"]) == sorted(EMR_CLUSTER_ACTIONS))
     assert str(clusters["Resource"]).endswith(":cluster/*']]}")
     assert clusters["Condition"] == {"StringEquals": {"aws:ResourceTag/airflow-emr-stack": "Bare"}}
     passing = {str(s["Resource"]): s["Condition"] for s in statements if s["Action"] == "iam:PassRole"}
     assert passing == {
-        str(stack.resolve(service.role_arn)): {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}},
+        str(stack.resolve(service.role_arn)): {
+            "StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}
+        },
         str(stack.resolve(instance.role_arn)): {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
     }
-    t.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": [Match.object_like({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"]]})]})
+    t.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "ManagedPolicyArns": [
+                Match.object_like(
+                    {
+                        "Fn::Join": [
+                            "",
+                            ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonSSMManagedInstanceCore"],
+                        ]
+                    }
+                )
+            ]
+        },
+    )
 
 
 def test_secrets_are_generated_never_literal():
@@ -283,7 +389,9 @@ def test_mail_identities_and_send_scoped_to_them():
     t = Template.from_stack(stack)
     t.has_resource_properties("AWS::SES::EmailIdentity", {"EmailIdentity": "airflow@example.com"})
     t.has_resource_properties("AWS::SES::EmailIdentity", {"EmailIdentity": "ops@example.com"})
-    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][
+        0
+    ]
     assert statement["Action"] == ["ses:SendEmail", "ses:SendRawEmail"]
     assert len(statement["Resource"]) == 2 and ":identity/" in str(statement["Resource"])
 
@@ -299,26 +407,42 @@ def node_template(termination_protection=False):
     role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     assets = s3_assets.Asset(stack, "Assets", path=str(REPO_ROOT / "airflow_assets"))
     AirflowNode(
-        stack, "Worker", role_name="worker", vpc=vpc, subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-        security_groups=[clients], instance_type="t3.large", iam_role=role, assets=assets,
-        node_env={"AIRFLOW_ROLE": "worker", "EMR_PIPELINE_JSON": '{"a":1}'}, ca_bundles={"/etc/pki/x/ca.pem": "https://ca.example.com/ca.pem"},
+        stack,
+        "Worker",
+        role_name="worker",
+        vpc=vpc,
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        security_groups=[clients],
+        instance_type="t3.large",
+        iam_role=role,
+        assets=assets,
+        node_env={"AIRFLOW_ROLE": "worker", "EMR_PIPELINE_JSON": '{"a":1}'},
+        ca_bundles={"/etc/pki/x/ca.pem": "https://ca.example.com/ca.pem"},
         fstab_line="fs-1:/ /mnt/efs/airflow efs _netdev,tls,iam 0 0",
-        mount_point="/mnt/efs/airflow", termination_protection=termination_protection,
+        mount_point="/mnt/efs/airflow",
+        termination_protection=termination_protection,
     )
     return stack, Template.from_stack(stack)
 
 
 def test_airflow_node_al2023_imdsv2_ssm_only_encrypted_root_and_health_gated():
     stack, t = node_template()
-    (logical_id, instance), = t.find_resources("AWS::EC2::Instance").items()
+    ((logical_id, instance),) = t.find_resources("AWS::EC2::Instance").items()
     props = instance["Properties"]
     assert instance["CreationPolicy"] == {"ResourceSignal": {"Count": 1, "Timeout": "PT40M"}}
     assert "KeyName" not in props
     assert props["InstanceType"] == "t3.large"
     assert "al2023" in str(t.to_json()["Parameters"]).lower()
-    assert props["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvda", "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 30, "VolumeType": "gp3"}}]
+    assert props["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 30, "VolumeType": "gp3"},
+        }
+    ]
     assert props["Monitoring"] is True and props["DisableApiTermination"] is False
-    t.has_resource_properties("AWS::EC2::LaunchTemplate", {"LaunchTemplateData": {"MetadataOptions": {"HttpTokens": "required"}}})
+    t.has_resource_properties(
+        "AWS::EC2::LaunchTemplate", {"LaunchTemplateData": {"MetadataOptions": {"HttpTokens": "required"}}}
+    )
     user_data = str(props["UserData"])
     assert "/opt/aws/bin/cfn-init -v" in user_data and "-c airflow" in user_data
     assert "/opt/aws/bin/cfn-signal -e $?" in user_data
@@ -332,8 +456,16 @@ def test_airflow_node_al2023_imdsv2_ssm_only_encrypted_root_and_health_gated():
     assert "/opt/airflow/assets" in files["sources"]
     assert files["files"]["/etc/airflow/node.env"]["content"] == "AIRFLOW_ROLE=worker\nEMR_PIPELINE_JSON='{\"a\":1}'\n"
     assert files["files"]["/etc/airflow/node.env"]["mode"] == "000640"
-    assert files["files"]["/etc/pki/x/ca.pem"] == {"source": "https://ca.example.com/ca.pem", "mode": "000644", "owner": "root", "group": "root"}
-    assert files["files"]["/opt/airflow/requirements-airflow.txt"]["content"] == (REPO_ROOT / "requirements-airflow.txt").read_text()
+    assert files["files"]["/etc/pki/x/ca.pem"] == {
+        "source": "https://ca.example.com/ca.pem",
+        "mode": "000644",
+        "owner": "root",
+        "group": "root",
+    }
+    assert (
+        files["files"]["/opt/airflow/requirements-airflow.txt"]["content"]
+        == (REPO_ROOT / "requirements-airflow.txt").read_text()
+    )
     assert "amazon-efs-utils" in files["packages"]["yum"]
     mount = str(files["commands"]["10-mount-efs"]["command"])
     assert "/etc/fstab" in mount and "tls,iam" in mount
@@ -351,9 +483,19 @@ def test_airflow_node_rejects_unknown_roles():
     stack, vpc, clients = stack_with_vpc()
     with pytest.raises(ValueError, match="unknown Airflow role 'webserver'"):
         AirflowNode(
-            stack, "X", role_name="webserver", vpc=vpc, subnets=ec2.SubnetSelection(), security_groups=[clients], instance_type="t3.small",
+            stack,
+            "X",
+            role_name="webserver",
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(),
+            security_groups=[clients],
+            instance_type="t3.small",
             iam_role=iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com")),
-            assets=s3_assets.Asset(stack, "A", path=str(REPO_ROOT / "airflow_assets")), node_env={}, ca_bundles={}, fstab_line="", mount_point="/m",
+            assets=s3_assets.Asset(stack, "A", path=str(REPO_ROOT / "airflow_assets")),
+            node_env={},
+            ca_bundles={},
+            fstab_line="",
+            mount_point="/m",
             termination_protection=False,
         )
 
@@ -361,7 +503,11 @@ def test_airflow_node_rejects_unknown_roles():
 @pytest.mark.parametrize(
     ("uri", "prefix", "objects"),
     [
-        ("s3://b/input/mall_customers/Mall_Customers.csv", "input/mall_customers/", "input/mall_customers/Mall_Customers.csv"),
+        (
+            "s3://b/input/mall_customers/Mall_Customers.csv",
+            "input/mall_customers/",
+            "input/mall_customers/Mall_Customers.csv",
+        ),
         ("s3://b/output/x/", "output/x/", "output/x/*"),
         ("s3://b/top.csv", "", "top.csv"),
     ],
@@ -386,13 +532,29 @@ def test_cluster_dns_names_the_api_server_in_a_private_zone():
     from stacks.constructs.dns import ClusterDns
 
     stack, vpc, _ = stack_with_vpc()
-    instance = ec2.Instance(stack, "Api", vpc=vpc, instance_type=ec2.InstanceType("t3.small"), machine_image=ec2.MachineImage.latest_amazon_linux2023())
+    instance = ec2.Instance(
+        stack,
+        "Api",
+        vpc=vpc,
+        instance_type=ec2.InstanceType("t3.small"),
+        machine_image=ec2.MachineImage.latest_amazon_linux2023(),
+    )
     dns = ClusterDns(stack, "Dns", vpc=vpc)
     dns.point_api_server_at(instance)
     t = Template.from_stack(stack)
-    t.has_resource_properties("AWS::Route53::HostedZone", {"Name": "airflow.internal.", "VPCs": [Match.object_like({"VPCId": stack.resolve(vpc.vpc_id)})]})
-    t.has_resource_properties("AWS::Route53::RecordSet", {"Name": "api-server.airflow.internal.", "Type": "A", "TTL": "60",
-                                                          "ResourceRecords": [stack.resolve(instance.instance_private_ip)]})
+    t.has_resource_properties(
+        "AWS::Route53::HostedZone",
+        {"Name": "airflow.internal.", "VPCs": [Match.object_like({"VPCId": stack.resolve(vpc.vpc_id)})]},
+    )
+    t.has_resource_properties(
+        "AWS::Route53::RecordSet",
+        {
+            "Name": "api-server.airflow.internal.",
+            "Type": "A",
+            "TTL": "60",
+            "ResourceRecords": [stack.resolve(instance.instance_private_ip)],
+        },
+    )
     assert dns.api_server_host == "api-server.airflow.internal"
 
 
@@ -404,15 +566,24 @@ def test_repo_uploads_copy_emr_steps_and_optionally_the_dataset(with_dataset):
     buckets = Buckets(stack, "B", removal_policy=DESTROY)
     asset = s3_assets.Asset(stack, "A", path=str(REPO_ROOT / "emr_steps"))
     RepoUploads(
-        stack, "Up", emr_steps_dir=REPO_ROOT / "emr_steps", code_bucket=buckets.code, code_prefix="emr_steps/",
-        dataset=REPO_ROOT / "sample_data" / "Mall_Customers.csv" if with_dataset else None, data_bucket=buckets.data,
-        dataset_prefix="input/mall_customers/", asset_bucket=asset.bucket, removal_policy=DESTROY,
+        stack,
+        "Up",
+        emr_steps_dir=REPO_ROOT / "emr_steps",
+        code_bucket=buckets.code,
+        code_prefix="emr_steps/",
+        dataset=REPO_ROOT / "sample_data" / "Mall_Customers.csv" if with_dataset else None,
+        data_bucket=buckets.data,
+        dataset_prefix="input/mall_customers/",
+        asset_bucket=asset.bucket,
+        removal_policy=DESTROY,
     )
     t = Template.from_stack(stack)
     deployments = t.find_resources("Custom::CDKBucketDeployment")
     prefixes = sorted(d["Properties"]["DestinationBucketKeyPrefix"] for d in deployments.values())
     assert prefixes == (["emr_steps/", "input/mall_customers/"] if with_dataset else ["emr_steps/"])
-    (log_group_id, log_group), = [(k, v) for k, v in t.find_resources("AWS::Logs::LogGroup").items() if "CDKBucketDeployment" in k]
+    ((log_group_id, log_group),) = [
+        (k, v) for k, v in t.find_resources("AWS::Logs::LogGroup").items() if "CDKBucketDeployment" in k
+    ]
     assert log_group["DeletionPolicy"] == "Delete"
     for deployment in deployments.values():
         assert log_group_id in deployment["DependsOn"]
@@ -421,24 +592,36 @@ def test_repo_uploads_copy_emr_steps_and_optionally_the_dataset(with_dataset):
 def test_mail_reuses_an_existing_identity_and_still_grants_send_on_it():
     # An identity that already exists makes AWS::SES::EmailIdentity fail with AlreadyExists.
     stack = bare_stack()
-    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("airflow@corp.dev",))
+    mail = Mail(
+        stack,
+        "Mail",
+        sender_email="airflow@corp.dev",
+        alert_email="ops@corp.dev",
+        existing_identities=("airflow@corp.dev",),
+    )
     role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     mail.grant_send(role)
     t = Template.from_stack(stack)
     identities = [r["Properties"]["EmailIdentity"] for r in t.find_resources("AWS::SES::EmailIdentity").values()]
     assert identities == ["ops@corp.dev"]
-    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][
+        0
+    ]
     resources = json.dumps(statement["Resource"])
     assert ":identity/airflow@corp.dev" in resources and len(statement["Resource"]) == 2
 
 
 def test_mail_with_a_verified_domain_creates_no_identity():
     stack = bare_stack()
-    mail = Mail(stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("corp.dev",))
+    mail = Mail(
+        stack, "Mail", sender_email="airflow@corp.dev", alert_email="ops@corp.dev", existing_identities=("corp.dev",)
+    )
     role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
     mail.grant_send(role)
     t = Template.from_stack(stack)
     t.resource_count_is("AWS::SES::EmailIdentity", 0)
-    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][0]
+    statement = next(iter(t.find_resources("AWS::IAM::Policy").values()))["Properties"]["PolicyDocument"]["Statement"][
+        0
+    ]
     resource = statement["Resource"]
     assert json.dumps(resource).endswith(':identity/corp.dev"]]}'), resource

@@ -33,6 +33,10 @@ def test_readme_carries_the_same_diagram(dev):
 def test_diagram_shows_the_security_group_paths(dev):
     text = load_diagram_module().render(dev.outdir, dev.stack_name)
     assert text.count("```mermaid") == 1
-    for edge in ('Worker -->|"tcp 6380"| Broker', 'Scheduler -->|"tcp 3307"| MetadataDb', 'ApiServer -->|"tcp 2049"| SharedFs'):
+    for edge in (
+        'Worker -->|"tcp 6380"| Broker',
+        'Scheduler -->|"tcp 3307"| MetadataDb',
+        'ApiServer -->|"tcp 2049"| SharedFs',
+    ):
         assert edge in text
     assert "0.0.0.0" not in text and "<asset-hash>" not in text

@@ -89,7 +89,9 @@ def resource_tags(tags: dict[str, str]) -> dict:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_parliament_finds_no_policy_aws_would_not_honour(assemblies, variant):
     assembly = assemblies[variant]
-    template = TemplateIam(assembly.template, ExampleValues(assembly.template, region="us-west-2", stack_name=assembly.stack_name))
+    template = TemplateIam(
+        assembly.template, ExampleValues(assembly.template, region="us-west-2", stack_name=assembly.stack_name)
+    )
     documents = template.documents()
     assert any(is_trust for _, _, is_trust in documents) and len(documents) > 10
     findings = iam_lint.blocking(iam_lint.lint(documents))
@@ -98,8 +100,16 @@ def test_parliament_finds_no_policy_aws_would_not_honour(assemblies, variant):
 
 def test_parliament_sees_a_resource_type_mismatch():
     # The check above can fail: the defect issue 8 reported is one parliament names.
-    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "elasticmapreduce:RunJobFlow",
-                                                        "Resource": f"arn:aws:elasticmapreduce:us-west-2:{ACCOUNT}:cluster/*"}]}
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "elasticmapreduce:RunJobFlow",
+                "Resource": f"arn:aws:elasticmapreduce:us-west-2:{ACCOUNT}:cluster/*",
+            }
+        ],
+    }
     (finding,) = iam_lint.blocking(iam_lint.lint([("NodeRolePolicy", document, False)]))
     assert finding.issue == "RESOURCE_MISMATCH"
 
@@ -112,18 +122,27 @@ def test_the_node_role_may_create_the_cluster_the_dag_requests(iam):
     job_flow = iam.job_flow()
     run = evaluate(node, Request("elasticmapreduce:RunJobFlow", "*", request_tags(iam.cluster_tags())))
     assert run, run.reason
-    service_role = evaluate(node, Request("iam:PassRole", iam.role_arn(job_flow["ServiceRole"]), {"iam:PassedToService": EMR_SERVICE}))
+    service_role = evaluate(
+        node, Request("iam:PassRole", iam.role_arn(job_flow["ServiceRole"]), {"iam:PassedToService": EMR_SERVICE})
+    )
     assert service_role, service_role.reason
     instance_role = iam.instance_profile_role(job_flow["JobFlowRole"])
-    passed = evaluate(node, Request("iam:PassRole", iam.role_arn(instance_role), {"iam:PassedToService": "ec2.amazonaws.com"}))
+    passed = evaluate(
+        node, Request("iam:PassRole", iam.role_arn(instance_role), {"iam:PassedToService": "ec2.amazonaws.com"})
+    )
     assert passed, passed.reason
 
 
 def test_the_node_role_passes_no_other_role_and_to_no_other_service(iam):
     node = iam.role("NodeRole")
     job_flow = iam.job_flow()
-    assert not evaluate(node, Request("iam:PassRole", iam.role_arn("SomeAdminRole"), {"iam:PassedToService": EMR_SERVICE}))
-    assert not evaluate(node, Request("iam:PassRole", iam.role_arn(job_flow["ServiceRole"]), {"iam:PassedToService": "lambda.amazonaws.com"}))
+    assert not evaluate(
+        node, Request("iam:PassRole", iam.role_arn("SomeAdminRole"), {"iam:PassedToService": EMR_SERVICE})
+    )
+    assert not evaluate(
+        node,
+        Request("iam:PassRole", iam.role_arn(job_flow["ServiceRole"]), {"iam:PassedToService": "lambda.amazonaws.com"}),
+    )
 
 
 def test_a_cluster_without_this_stacks_tag_cannot_be_created(iam):
@@ -164,8 +183,12 @@ def test_no_wildcard_cluster_grant_escapes_the_stack_tag(iam):
         for policy in principal.policies:
             for statement in policy.document["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                for action in (a for a in actions if a.startswith("elasticmapreduce:") and a != "elasticmapreduce:RunJobFlow"):
-                    decision = evaluate(principal, Request(action, iam.cluster_arn("j-3SOMEONEELSE"), resource_tags({"team": "x"})))
+                for action in (
+                    a for a in actions if a.startswith("elasticmapreduce:") and a != "elasticmapreduce:RunJobFlow"
+                ):
+                    decision = evaluate(
+                        principal, Request(action, iam.cluster_arn("j-3SOMEONEELSE"), resource_tags({"team": "x"}))
+                    )
                     assert not decision, decision.reason
 
 
@@ -177,9 +200,13 @@ def test_emr_may_create_its_cleanup_service_linked_role_and_nothing_else(iam):
     cleanup = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticmapreduce.amazonaws.com/AWSServiceRoleForEMRCleanup"
     allowed = evaluate(node, Request("iam:CreateServiceLinkedRole", cleanup, {"iam:AWSServiceName": EMR_SERVICE}))
     assert allowed, allowed.reason
-    assert not evaluate(node, Request("iam:CreateServiceLinkedRole", cleanup, {"iam:AWSServiceName": "ecs.amazonaws.com"}))
+    assert not evaluate(
+        node, Request("iam:CreateServiceLinkedRole", cleanup, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    )
     other = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
-    assert not evaluate(node, Request("iam:CreateServiceLinkedRole", other, {"iam:AWSServiceName": "ecs.amazonaws.com"}))
+    assert not evaluate(
+        node, Request("iam:CreateServiceLinkedRole", other, {"iam:AWSServiceName": "ecs.amazonaws.com"})
+    )
     assert not any(r["Type"] == "AWS::IAM::ServiceLinkedRole" for r in iam.resources.values())
 
 
@@ -192,12 +219,25 @@ def test_emr_can_launch_the_clusters_instances_with_the_v2_service_policy(iam, a
     service = iam.role("EmrRolesServiceRole")
     # EMR tags what it launches with the cluster's tags; AmazonEMRServicePolicy_v2 requires its own.
     tags = iam.cluster_tags()
-    (launch,) = [r for r in launch_requests(iam.region, ACCOUNT, tags) if (r.action, r.resource.rsplit(":", 1)[1]) == (action, resource)]
+    (launch,) = [
+        r
+        for r in launch_requests(iam.region, ACCOUNT, tags)
+        if (r.action, r.resource.rsplit(":", 1)[1]) == (action, resource)
+    ]
     decision = evaluate(service, launch)
-    unmarked = "" if tags.get(MANAGED_POLICY_TAG) == "true" else (
-        f"; the cluster's tags lack {MANAGED_POLICY_TAG}=true, which AmazonEMRServicePolicy_v2 requires on what EMR launches")
+    unmarked = (
+        ""
+        if tags.get(MANAGED_POLICY_TAG) == "true"
+        else (
+            f"; the cluster's tags lack {MANAGED_POLICY_TAG}=true, which AmazonEMRServicePolicy_v2 requires on what EMR launches"
+        )
+    )
     assert decision, decision.reason + unmarked
-    (untagged,) = [r for r in launch_requests(iam.region, ACCOUNT, {"airflow:dag_id": "dag_1"}) if r.resource == launch.resource and r.action == action]
+    (untagged,) = [
+        r
+        for r in launch_requests(iam.region, ACCOUNT, {"airflow:dag_id": "dag_1"})
+        if r.resource == launch.resource and r.action == action
+    ]
     assert not evaluate(service, untagged)
 
 
@@ -205,14 +245,25 @@ def test_emr_would_start_the_dags_cluster_with_these_roles(iam):
     # All of EMR's start checks the local EMR makes, on the example-rendered template (any account).
     job_flow = iam.job_flow()
     logical_ids = {iam.values.ref(logical): logical for logical in iam.template.roles()}
-    roles = EmrRoles(ACCOUNT, iam.region, lambda name: iam.template.principal(logical_ids[name]) if name in logical_ids else None)
+    roles = EmrRoles(
+        ACCOUNT, iam.region, lambda name: iam.template.principal(logical_ids[name]) if name in logical_ids else None
+    )
     instance_role = iam.instance_profile_role(job_flow["JobFlowRole"])
-    problem = roles.start_problem(service_role=job_flow["ServiceRole"], instance_role=instance_role, tags=iam.cluster_tags(), cluster_id="j-1K48XXXXXXHCB")
+    problem = roles.start_problem(
+        service_role=job_flow["ServiceRole"],
+        instance_role=instance_role,
+        tags=iam.cluster_tags(),
+        cluster_id="j-1K48XXXXXXHCB",
+    )
     assert problem is None
 
 
 def test_the_instance_profile_is_named_like_its_role(iam):
-    profiles = {name: r for name, r in iam.resources.items() if r["Type"] == "AWS::IAM::InstanceProfile" and name.startswith("EmrRoles")}
+    profiles = {
+        name: r
+        for name, r in iam.resources.items()
+        if r["Type"] == "AWS::IAM::InstanceProfile" and name.startswith("EmrRoles")
+    }
     assert profiles
     for logical, profile in profiles.items():
         (role_ref,) = profile["Properties"]["Roles"]
@@ -265,10 +316,20 @@ def test_emrfs_writes_only_under_the_output_prefix(iam):
     run = f"{output}/run=manual__1"
     # A first run: EMRFS finds no output directory, creates it and the run's, writes, and later deletes.
     allowed(instance, emrfs.file_status(bucket, output))
-    allowed(instance, emrfs.write_tree(bucket, [output, run], [f"{run}/part-00000.parquet", f"{run}/_SUCCESS", f"{output}/_LATEST"]))
-    allowed(instance, emrfs.read_file(bucket, f"{run}/part-00000.parquet") + emrfs.delete_file(bucket, f"{run}/part-00000.parquet"))
+    allowed(
+        instance,
+        emrfs.write_tree(bucket, [output, run], [f"{run}/part-00000.parquet", f"{run}/_SUCCESS", f"{output}/_LATEST"]),
+    )
+    allowed(
+        instance,
+        emrfs.read_file(bucket, f"{run}/part-00000.parquet") + emrfs.delete_file(bucket, f"{run}/part-00000.parquet"),
+    )
     parent = output.rsplit("/", 1)[0]
-    for outside in (f"{parent}/_tmp_{output.rsplit('/', 1)[1]}_x/part-0.parquet", f"{output}_old/part-0.parquet", output):
+    for outside in (
+        f"{parent}/_tmp_{output.rsplit('/', 1)[1]}_x/part-0.parquet",
+        f"{output}_old/part-0.parquet",
+        output,
+    ):
         (put,) = emrfs.write_file(bucket, outside)
         assert not any(evaluate(instance, request) for request in put.iam_requests()), outside
 

@@ -31,7 +31,9 @@ def ingress_rules(template: dict):
 def test_no_ingress_from_anywhere_and_no_ssh(assemblies, variant):
     for logical_id, rule in ingress_rules(assemblies[variant].template):
         assert rule.get("CidrIp") not in OPEN_CIDRS and rule.get("CidrIpv6") not in OPEN_CIDRS, logical_id
-        assert not (rule.get("FromPort", -1) <= 22 <= rule.get("ToPort", -1) and "CidrIp" in rule), f"{logical_id} opens SSH"
+        assert not (rule.get("FromPort", -1) <= 22 <= rule.get("ToPort", -1) and "CidrIp" in rule), (
+            f"{logical_id} opens SSH"
+        )
         assert "CidrIp" not in rule or rule["CidrIp"] == VARIANTS[variant].get("allowed_ui_cidr"), logical_id
 
 
@@ -60,12 +62,18 @@ def test_secrets_are_generated_and_only_referenced(assemblies, variant):
 def test_no_secret_value_in_templates_or_user_data(assemblies, variant):
     text = assemblies[variant].template_path.read_text()
     assert not AWS_ACCESS_KEY.search(text)
-    hits = [m.group(0) for m in SECRET_ASSIGNMENT.finditer(text) if not m.group(2).lower().startswith(("generate", "secretstring"))]
+    hits = [
+        m.group(0)
+        for m in SECRET_ASSIGNMENT.finditer(text)
+        if not m.group(2).lower().startswith(("generate", "secretstring"))
+    ]
     assert hits == []
     for instance in assemblies[variant].resources("AWS::EC2::Instance").values():
         env = json.dumps(instance["Metadata"]["AWS::CloudFormation::Init"]["files"]["files"]["/etc/airflow/node.env"])
         assert "resolve:secretsmanager" not in env, "nodes get secret ids, never resolved values"
-        assert not re.search(r"(PASSWORD|TOKEN|KEY|SECRET)=(?!<|\\u003c)[^\\n]", env.replace("_SECRET_ID=", "_ID=")), env
+        assert not re.search(r"(PASSWORD|TOKEN|KEY|SECRET)=(?!<|\\u003c)[^\\n]", env.replace("_SECRET_ID=", "_ID=")), (
+            env
+        )
 
 
 def test_no_secret_value_in_any_staged_asset(dev):
@@ -79,7 +87,9 @@ def test_no_secret_value_in_any_staged_asset(dev):
             continue
         scanned += 1
         assert not AWS_ACCESS_KEY.search(text), path
-        literal = [m.group(0) for m in SECRET_ASSIGNMENT.finditer(text) if "{" not in m.group(0) and "$" not in m.group(0)]
+        literal = [
+            m.group(0) for m in SECRET_ASSIGNMENT.finditer(text) if "{" not in m.group(0) and "$" not in m.group(0)
+        ]
         assert literal == [], f"{path}: {literal}"
     assert scanned > 0
 
@@ -122,9 +132,18 @@ def test_emr_service_access_egress_is_exactly_the_cluster_manager_port(dev):
     template = dev.template
     groups = effective_egress(template)
     service_access = next(group for group in groups if group.startswith("EmrSecurityGroupsServiceAccess"))
-    reachable = [rule for rule in groups[service_access] if not (rule.get("CidrIp") == "255.255.255.255/32" and rule["IpProtocol"] == "icmp")]
-    assert sorted((rule["DestinationSecurityGroupId"]["Fn::GetAtt"][0], rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) for rule in reachable) == sorted(
-        (group, "tcp", 8443, 8443) for group in groups if group.startswith(("EmrSecurityGroupsPrimary", "EmrSecurityGroupsCore"))
+    reachable = [
+        rule
+        for rule in groups[service_access]
+        if not (rule.get("CidrIp") == "255.255.255.255/32" and rule["IpProtocol"] == "icmp")
+    ]
+    assert sorted(
+        (rule["DestinationSecurityGroupId"]["Fn::GetAtt"][0], rule["IpProtocol"], rule["FromPort"], rule["ToPort"])
+        for rule in reachable
+    ) == sorted(
+        (group, "tcp", 8443, 8443)
+        for group in groups
+        if group.startswith(("EmrSecurityGroupsPrimary", "EmrSecurityGroupsCore"))
     )
 
 
@@ -167,8 +186,10 @@ def test_worker_role_cannot_read_the_db_master_jwt_fernet_or_admin_secret(assemb
     instances = assemblies[variant].resources("AWS::EC2::Instance")
     worker = next(i for i in instances if i.startswith("Worker"))
     control = [i for i in instances if not i.startswith("Worker")]
-    secrets = {**assemblies[variant].resources("AWS::SecretsManager::Secret"),
-               **assemblies[variant].resources("AWS::SecretsManager::SecretTargetAttachment")}
+    secrets = {
+        **assemblies[variant].resources("AWS::SecretsManager::Secret"),
+        **assemblies[variant].resources("AWS::SecretsManager::SecretTargetAttachment"),
+    }
 
     def named(*prefixes: str) -> set[str]:
         return {s for s in secrets if s.startswith(prefixes)}

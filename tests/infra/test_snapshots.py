@@ -46,7 +46,9 @@ def test_template_snapshot(assemblies, variant, snapshot_json):
 def test_normalisation_hides_only_asset_hashes():
     digest = "a" * 64
     assert normalise({"S3Key": f"{digest}.zip", "Other": "abc", "List": [f"x/{digest}"]}) == {
-        "S3Key": "<asset-hash>.zip", "Other": "abc", "List": ["x/<asset-hash>"],
+        "S3Key": "<asset-hash>.zip",
+        "Other": "abc",
+        "List": ["x/<asset-hash>"],
     }
     assert normalise("b" * 63) == "b" * 63
     assert normalise({REQUIREMENTS_FILE: {"content": "x==1\n", "mode": "000644"}}) == {

@@ -53,7 +53,14 @@ def test_node_env_keys_follow_contract_section_4(dev, role):
     assert env["DB_PORT"].startswith("<MetadataDb") and env["REDIS_TLS"] == "true"
     assert env["DAGS_FOLDER"] == "/mnt/efs/airflow/dags" and env["DAGS_SOURCE_DIR"] == "/opt/airflow/assets/dags"
     assert re.fullmatch(r"s3://<BucketsLogs\w+>/airflow/", env["REMOTE_LOG_URI"])
-    for key in ("DB_SECRET_ID", "REDIS_AUTH_SECRET_ID", "FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID", "ADMIN_PASSWORD_SECRET_ID"):
+    for key in (
+        "DB_SECRET_ID",
+        "REDIS_AUTH_SECRET_ID",
+        "FERNET_KEY_SECRET_ID",
+        "JWT_SECRET_SECRET_ID",
+        "API_SECRET_KEY_SECRET_ID",
+        "ADMIN_PASSWORD_SECRET_ID",
+    ):
         assert re.fullmatch(r"<\w+>", env[key]), f"{key} must be a secret reference, got {env[key]}"
 
 
@@ -67,7 +74,16 @@ def test_every_node_verifies_the_database_certificate_with_the_rds_ca_bundle(ass
         {
             "Metadata": {
                 "AWS::CloudFormation::Init": {
-                    "files": {"files": {bundle: {"source": "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem", "mode": "000644", "owner": "root", "group": "root"}}}
+                    "files": {
+                        "files": {
+                            bundle: {
+                                "source": "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+                                "mode": "000644",
+                                "owner": "root",
+                                "group": "root",
+                            }
+                        }
+                    }
                 }
             }
         },
@@ -84,7 +100,9 @@ def test_emr_pipeline_has_exactly_the_contract_keys_from_real_resources(dev):
     assert pipeline["service_role"].startswith("<EmrRolesServiceRole")
     assert pipeline["job_flow_role"].startswith("<EmrRolesInstanceProfile")
     assert pipeline["subnet_id"].startswith("<NetworkVpcprivateSubnet1")
-    assert pipeline["emr_managed_primary_sg"].startswith("<EmrSecurityGroupsPrimary") and pipeline["emr_managed_primary_sg"].endswith(".GroupId>")
+    assert pipeline["emr_managed_primary_sg"].startswith("<EmrSecurityGroupsPrimary") and pipeline[
+        "emr_managed_primary_sg"
+    ].endswith(".GroupId>")
     assert pipeline["service_access_sg"].startswith("<EmrSecurityGroupsServiceAccess")
     assert re.fullmatch(r"s3://<BucketsData\w+>/input/mall_customers/Mall_Customers\.csv", pipeline["input_uri"])
     assert re.fullmatch(r"s3://<BucketsData\w+>/output/customers_by_spending_score/", pipeline["output_uri"])
@@ -110,7 +128,9 @@ def test_scheduler_boots_first_and_nodes_find_the_api_server_by_name(dev):
     assert "ApiServer" not in json.dumps(instances[scheduler_id]), "the scheduler must not wait for the api-server"
     (record,) = dev.resources("AWS::Route53::RecordSet").values()
     assert record["Properties"]["Name"] == "api-server.airflow.internal." and record["Properties"]["Type"] == "A"
-    assert record["Properties"]["ResourceRecords"] == [{"Fn::GetAtt": [next(k for k in instances if k.startswith("ApiServer")), "PrivateIp"]}]
+    assert record["Properties"]["ResourceRecords"] == [
+        {"Fn::GetAtt": [next(k for k in instances if k.startswith("ApiServer")), "PrivateIp"]}
+    ]
 
 
 def test_prod_runs_two_schedulers_multi_az_and_retains_data(assemblies):
@@ -121,15 +141,22 @@ def test_prod_runs_two_schedulers_multi_az_and_retains_data(assemblies):
     assert db["Properties"]["MultiAZ"] is True and db["Properties"]["DeletionProtection"] is True
     assert db["DeletionPolicy"] == "Retain"
     for bucket in prod.resources("AWS::S3::Bucket").values():
-        assert bucket["DeletionPolicy"] == "Retain" and bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert bucket["DeletionPolicy"] == "Retain" and bucket["Properties"]["VersioningConfiguration"] == {
+            "Status": "Enabled"
+        }
     assert not prod.resources("Custom::S3AutoDeleteObjects")
     (cache,) = prod.resources("AWS::ElastiCache::ReplicationGroup").values()
     assert cache["Properties"]["MultiAZEnabled"] is True
     assert len(prod.resources("AWS::EC2::NatGateway")) == 2
     for instance in prod.resources("AWS::EC2::Instance").values():
         assert instance["Properties"]["DisableApiTermination"] is True
-    subnet = {k.split("Instance")[0]: v["Properties"]["SubnetId"]["Ref"] for k, v in prod.resources("AWS::EC2::Instance").items()}
-    assert subnet["Scheduler"].startswith("NetworkVpcprivateSubnet2") and subnet["ApiServer"].startswith("NetworkVpcprivateSubnet1")
+    subnet = {
+        k.split("Instance")[0]: v["Properties"]["SubnetId"]["Ref"]
+        for k, v in prod.resources("AWS::EC2::Instance").items()
+    }
+    assert subnet["Scheduler"].startswith("NetworkVpcprivateSubnet2") and subnet["ApiServer"].startswith(
+        "NetworkVpcprivateSubnet1"
+    )
 
 
 def test_dev_keeps_every_node_in_one_az(dev):
@@ -139,16 +166,29 @@ def test_dev_keeps_every_node_in_one_az(dev):
 
 def test_allowed_ui_cidr_attaches_a_ui_group_to_the_api_server_only(assemblies):
     prod = assemblies["prod"]
-    ui_groups = [k for k, v in prod.resources("AWS::EC2::SecurityGroup").items() if v["Properties"]["GroupDescription"] == "Airflow UI from allowed_ui_cidr"]
+    ui_groups = [
+        k
+        for k, v in prod.resources("AWS::EC2::SecurityGroup").items()
+        if v["Properties"]["GroupDescription"] == "Airflow UI from allowed_ui_cidr"
+    ]
     assert len(ui_groups) == 1
     attached = {k: str(v["Properties"]["SecurityGroupIds"]) for k, v in prod.resources("AWS::EC2::Instance").items()}
-    assert [k for k, groups in attached.items() if ui_groups[0] in groups] == [next(k for k in attached if k.startswith("ApiServer"))]
+    assert [k for k, groups in attached.items() if ui_groups[0] in groups] == [
+        next(k for k in attached if k.startswith("ApiServer"))
+    ]
     dev_groups = [v["Properties"]["GroupDescription"] for v in prod.resources("AWS::EC2::SecurityGroup").values()]
     assert dev_groups.count("Airflow UI from allowed_ui_cidr") == 1
 
 
 def test_dev_is_destroyable(dev):
-    for cfn_type in ("AWS::S3::Bucket", "AWS::RDS::DBInstance", "AWS::EFS::FileSystem", "AWS::SecretsManager::Secret", "AWS::ElastiCache::ReplicationGroup", "AWS::Logs::LogGroup"):
+    for cfn_type in (
+        "AWS::S3::Bucket",
+        "AWS::RDS::DBInstance",
+        "AWS::EFS::FileSystem",
+        "AWS::SecretsManager::Secret",
+        "AWS::ElastiCache::ReplicationGroup",
+        "AWS::Logs::LogGroup",
+    ):
         for logical_id, resource in dev.resources(cfn_type).items():
             assert resource.get("DeletionPolicy", "Delete") == "Delete", logical_id
     assert len(dev.resources("Custom::S3AutoDeleteObjects")) == 4
@@ -168,7 +208,9 @@ def test_dev_handlers_log_into_groups_that_are_deleted_after_them(dev):
             handler = resource["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
             name = json.dumps({"Fn::Join": ["", ["/aws/lambda/", {"Ref": handler}]]})
             assert name in handler_of, f"{handler} has no log group of its own"
-            assert handler_of[name] in resource["DependsOn"], f"{logical_id} must be deleted before its handler's log group"
+            assert handler_of[name] in resource["DependsOn"], (
+                f"{logical_id} must be deleted before its handler's log group"
+            )
             assert groups[handler_of[name]]["DeletionPolicy"] == "Delete"
 
 
@@ -186,7 +228,7 @@ def test_local_executor_has_no_broker_no_worker_and_custom_uris(assemblies):
     assert len(local.resources("Custom::CDKBucketDeployment")) == 1
     policies = json.dumps(local.resources("AWS::IAM::Policy"))
     # The custom input is granted as exactly that object, not its folder.
-    assert "arn:\", {\"Ref\": \"AWS::Partition\"}, \":s3:::cjm-oregon/champion/data/Mall_Customers.csv\"" in policies
+    assert 'arn:", {"Ref": "AWS::Partition"}, ":s3:::cjm-oregon/champion/data/Mall_Customers.csv"' in policies
     assert ":s3:::cjm-oregon/champion/data/*" not in policies
     assert ":s3:::cjm-oregon/champion/output/*" in policies
 
@@ -198,7 +240,9 @@ def test_sample_dataset_and_emr_steps_are_uploaded(dev):
     dataset_asset = next(d for d in deployments if d["DestinationBucketKeyPrefix"] == "input/mall_customers/")
     staged = dev.outdir / f"asset.{dataset_asset['SourceObjectKeys'][0].removesuffix('.zip')}"
     assert sorted(p.name for p in staged.iterdir()) == ["Mall_Customers.csv"]
-    assert (staged / "Mall_Customers.csv").read_bytes() == (REPO_ROOT / "sample_data" / "Mall_Customers.csv").read_bytes()
+    assert (staged / "Mall_Customers.csv").read_bytes() == (
+        REPO_ROOT / "sample_data" / "Mall_Customers.csv"
+    ).read_bytes()
 
 
 def test_sample_dataset_is_the_shared_dataset():
@@ -211,10 +255,26 @@ def test_sample_dataset_is_the_shared_dataset():
 
 def test_outputs_cover_ui_flower_buckets_uris_and_db(dev):
     outputs = dev.template["Outputs"]
-    assert {"UiPortForwardCommand", "FlowerPortForwardCommand", "AdminPasswordCommand", "DataBucketName", "LogsBucketName", "CodeBucketName",
-            "InputUri", "OutputUri", "DbEndpoint", "BrokerEndpoint", "EmrPipelineVariable"} <= set(outputs)
+    assert {
+        "UiPortForwardCommand",
+        "FlowerPortForwardCommand",
+        "AdminPasswordCommand",
+        "DataBucketName",
+        "LogsBucketName",
+        "CodeBucketName",
+        "InputUri",
+        "OutputUri",
+        "DbEndpoint",
+        "BrokerEndpoint",
+        "EmrPipelineVariable",
+    } <= set(outputs)
     ui = json.dumps(outputs["UiPortForwardCommand"]["Value"])
-    assert "aws ssm start-session" in ui and "AWS-StartPortForwardingSession" in ui and "ApiServerInstance" in ui and "8080" in ui
+    assert (
+        "aws ssm start-session" in ui
+        and "AWS-StartPortForwardingSession" in ui
+        and "ApiServerInstance" in ui
+        and "8080" in ui
+    )
     flower = json.dumps(outputs["FlowerPortForwardCommand"]["Value"])
     assert "WorkerInstance" in flower and "5555" in flower
 

@@ -51,13 +51,17 @@ def created_before(template: dict) -> dict[str, set[str]]:
     for logical_id, resource in resources.items():
         depends = resource.get("DependsOn", [])
         depends = [depends] if isinstance(depends, str) else depends
-        direct[logical_id] = (set(depends) | _references({k: v for k, v in resource.items() if k != "DependsOn"})) & set(resources)
+        direct[logical_id] = (
+            set(depends) | _references({k: v for k, v in resource.items() if k != "DependsOn"})
+        ) & set(resources)
     closure: dict[str, set[str]] = {}
 
     def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:
         assert logical_id not in trail, f"dependency cycle through {logical_id}"
         if logical_id not in closure:
-            closure[logical_id] = set().union(*([direct[logical_id]] + [walk(d, trail + (logical_id,)) for d in direct[logical_id]]))
+            closure[logical_id] = set().union(
+                *([direct[logical_id]] + [walk(d, trail + (logical_id,)) for d in direct[logical_id]])
+            )
         return closure[logical_id]
 
     for logical_id in resources:
@@ -67,8 +71,11 @@ def created_before(template: dict) -> dict[str, set[str]]:
 
 def node_roles(template: dict) -> dict[str, str]:
     """instance logical id -> the Airflow role its node.env names."""
-    return {logical_id: parse_env(node_env(template, logical_id))["AIRFLOW_ROLE"]
-            for logical_id, resource in template["Resources"].items() if resource["Type"] == "AWS::EC2::Instance"}
+    return {
+        logical_id: parse_env(node_env(template, logical_id))["AIRFLOW_ROLE"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::EC2::Instance"
+    }
 
 
 def template_starts_after(template: dict) -> dict[str, set[str]]:
@@ -97,9 +104,16 @@ def secrets_emulator():
     server = GatedMotoServer()
     server.start()
     # moto's backends are process-wide: start from nothing, as LocalAws does, whatever ran before.
-    urllib.request.urlopen(urllib.request.Request(f"{server.endpoint_url}/moto-api/reset", method="POST"), timeout=30).close()
-    client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=server.endpoint_url,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    urllib.request.urlopen(
+        urllib.request.Request(f"{server.endpoint_url}/moto-api/reset", method="POST"), timeout=30
+    ).close()
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-west-2",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     try:
         yield server.endpoint_url, _create_secrets(client)
     finally:
@@ -126,12 +140,21 @@ def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, t
                 **{k: v for k, v in written.items() if not k.endswith("_SECRET_ID")},
                 **secret_ids,
                 **FAST_SCHEDULING,
-                "AIRFLOW_HOME": str(root / "airflow"), "AIRFLOW_VENV": sys.prefix, "AIRFLOW_USER": "",
-                "AIRFLOW_REQUIREMENTS": "", "PROCESS_MANAGER": "external",
-                "DAGS_FOLDER": str(tmp_path / "efs" / "dags"), "DAGS_SOURCE_DIR": str(REPO_ROOT / "airflow_assets" / "dags"),
-                "DB_KIND": "sqlite", "EXECUTOR": "LocalExecutor", "DB_CA_BUNDLE": "", "AWS_ENDPOINT_URL": endpoint_url,
-                "SCHEDULER_HEALTH_PORT": str(free_port()), "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
-                "WORKER_LOG_SERVER_PORT": str(free_port()), "HEALTH_TIMEOUT_SECONDS": "180",
+                "AIRFLOW_HOME": str(root / "airflow"),
+                "AIRFLOW_VENV": sys.prefix,
+                "AIRFLOW_USER": "",
+                "AIRFLOW_REQUIREMENTS": "",
+                "PROCESS_MANAGER": "external",
+                "DAGS_FOLDER": str(tmp_path / "efs" / "dags"),
+                "DAGS_SOURCE_DIR": str(REPO_ROOT / "airflow_assets" / "dags"),
+                "DB_KIND": "sqlite",
+                "EXECUTOR": "LocalExecutor",
+                "DB_CA_BUNDLE": "",
+                "AWS_ENDPOINT_URL": endpoint_url,
+                "SCHEDULER_HEALTH_PORT": str(free_port()),
+                "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
+                "WORKER_LOG_SERVER_PORT": str(free_port()),
+                "HEALTH_TIMEOUT_SECONDS": "180",
             }
             assert params["API_SERVER_HOST"] == written["API_SERVER_HOST"]
             # Bootstrapped with the template's cfn-init env map; sqlite is a shape the template does not have.

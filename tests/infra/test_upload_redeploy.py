@@ -52,9 +52,14 @@ def s3_endpoint(monkeypatch, tmp_path):
     endpoint = f"http://127.0.0.1:{port}"
     # moto's backends are process-wide: start every test from empty buckets.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
-    for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-west-2", "AWS_CONFIG_FILE": str(tmp_path / "aws_cli_config"),
-                       "TMPDIR": str(tmp_path)}.items():
+    for key, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-west-2",
+        "AWS_CONFIG_FILE": str(tmp_path / "aws_cli_config"),
+        "TMPDIR": str(tmp_path),
+    }.items():
         monkeypatch.setenv(key, value)
     yield endpoint
     server.stop()
@@ -113,8 +118,11 @@ class Deployer:
 
     def properties(self, logical_id: str) -> dict:
         props = self.template["Resources"][logical_id]["Properties"]
-        return {key: [self._resolve(v) for v in value] if isinstance(value, list) else self._resolve(value)
-                for key, value in props.items() if key != "ServiceToken"}
+        return {
+            key: [self._resolve(v) for v in value] if isinstance(value, list) else self._resolve(value)
+            for key, value in props.items()
+            if key != "ServiceToken"
+        }
 
     def publish(self, props: dict, edit=None, key: str | None = None) -> dict:
         """cdk-assets' job: zip the staged asset directory into the asset bucket; `edit` changes a staged file."""
@@ -129,15 +137,26 @@ class Deployer:
         self.s3.upload_file(str(archive), bucket, key or object_key)
         return {**props, "SourceObjectKeys": [key or object_key]}
 
-    def send(self, request_type: str, logical_id: str, props: dict, old_props: dict | None = None,
-             physical_id: str | None = None) -> dict:
+    def send(
+        self,
+        request_type: str,
+        logical_id: str,
+        props: dict,
+        old_props: dict | None = None,
+        physical_id: str | None = None,
+    ) -> dict:
         self._bucket(props["DestinationBucketName"])
         response_key = f"{logical_id}-{request_type}"
         event = {
-            "RequestType": request_type, "ResourceProperties": props, "StackId": "stack", "RequestId": response_key,
-            "LogicalResourceId": logical_id, "ResourceType": "Custom::CDKBucketDeployment",
+            "RequestType": request_type,
+            "ResourceProperties": props,
+            "StackId": "stack",
+            "RequestId": response_key,
+            "LogicalResourceId": logical_id,
+            "ResourceType": "Custom::CDKBucketDeployment",
             "ResponseURL": self.s3.generate_presigned_url(
-                "put_object", Params={"Bucket": RESPONSES_BUCKET, "Key": response_key}, ExpiresIn=300),
+                "put_object", Params={"Bucket": RESPONSES_BUCKET, "Key": response_key}, ExpiresIn=300
+            ),
         }
         if old_props is not None:
             event |= {"OldResourceProperties": old_props, "PhysicalResourceId": physical_id}
@@ -151,8 +170,11 @@ class Deployer:
 
 
 def _upload_id(template: dict, construct: str) -> str:
-    return next(k for k, v in template["Resources"].items()
-                if v["Type"] == "Custom::CDKBucketDeployment" and k.startswith(f"Uploads{construct}CustomResource"))
+    return next(
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "Custom::CDKBucketDeployment" and k.startswith(f"Uploads{construct}CustomResource")
+    )
 
 
 def _redeploy(deployer: Deployer, logical_id: str, edit) -> tuple[dict, callable]:
@@ -171,10 +193,14 @@ def _redeploy(deployer: Deployer, logical_id: str, edit) -> tuple[dict, callable
 def test_dataset_redeploy_keeps_the_users_files(dev, handler):
     """A user's CSV beside the sample survives a deploy that changes the sample (the data prefix is theirs)."""
     deployer = Deployer(dev, handler)
-    props, update = _redeploy(deployer, _upload_id(dev.template, "Dataset"), edit=lambda _name, data: data + b"201,Male,30,70,50\n")
+    props, update = _redeploy(
+        deployer, _upload_id(dev.template, "Dataset"), edit=lambda _name, data: data + b"201,Male,30,70,50\n"
+    )
     bucket, prefix = props["DestinationBucketName"], props["DestinationBucketKeyPrefix"]
     user_key = f"{prefix}customers_2026.csv"
-    deployer.s3.put_object(Bucket=bucket, Key=user_key, Body=b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n")
+    deployer.s3.put_object(
+        Bucket=bucket, Key=user_key, Body=b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
+    )
 
     update()
 

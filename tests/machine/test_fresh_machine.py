@@ -25,12 +25,12 @@ STAND_INS = {
     "dpkg-query": "exit 1",
     "apt-get": 'echo "apt-get $*" >> "$CALL_LOG"',
     # `uv venv DIR` makes the virtualenv whose python logs its invocations; `uv pip install` needs the headers.
-    "uv": '''echo "uv $*" >> "$CALL_LOG"
+    "uv": """echo "uv $*" >> "$CALL_LOG"
 if [[ $1 == venv ]]; then
   dir=${!#}; mkdir -p "$dir/bin"
   printf '#!/usr/bin/env bash\\necho "venv-python $*" >> "$CALL_LOG"\\n' > "$dir/bin/python"
   cp "$dir/bin/python" "$dir/bin/pytest"; chmod +x "$dir/bin/python" "$dir/bin/pytest"
-fi''',
+fi""",
 }
 # PATH holds the stand-ins and these tools only, so the developer's Java, Node or uv are not found.
 BASE_TOOLS = ("bash", "make", "env", "mkdir", "touch", "cp", "chmod", "cat", "grep", "rm", "dirname", "seq", "sleep")
@@ -47,11 +47,24 @@ def run_make(target: str, tmp_path: Path) -> list[str]:
     call_log = tmp_path / "calls.log"
     call_log.touch()
     env = {
-        "PATH": str(stand_ins), "HOME": str(tmp_path), "CALL_LOG": str(call_log),
+        "PATH": str(stand_ins),
+        "HOME": str(tmp_path),
+        "CALL_LOG": str(call_log),
     }
     result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(REPO_ROOT), target, f"VENV={tmp_path}/venv", f"CHECKOV_VENV={tmp_path}/checkov"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO_ROOT),
+            target,
+            f"VENV={tmp_path}/venv",
+            f"CHECKOV_VENV={tmp_path}/checkov",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     calls = call_log.read_text().splitlines()
     return calls, result
@@ -62,7 +75,13 @@ def first(calls: list[str], prefix: str) -> int:
 
 
 def installed_before(calls: list[str], index: int) -> set[str]:
-    return {package for call in calls[:index] if call.startswith("apt-get install") for package in call.split()[2:] if not package.startswith("-")}
+    return {
+        package
+        for call in calls[:index]
+        if call.startswith("apt-get install")
+        for package in call.split()[2:]
+        if not package.startswith("-")
+    }
 
 
 @pytest.mark.parametrize("target", ["demo", "synth"])
@@ -84,8 +103,16 @@ def test_demo_installs_java_and_rsync_before_it_runs(tmp_path):
 
 def copy_of_the_clone(tmp_path: Path) -> Path:
     """The working tree's files (tracked and new, not ignored) in <tmp>/clone, with no ../shared beside it."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     clone = tmp_path / "clone"
     for name in filter(None, listed):
         source = REPO_ROOT / name
@@ -102,13 +129,40 @@ def copy_of_the_clone(tmp_path: Path) -> Path:
 def test_a_clone_without_shared_collects_and_runs_its_dataset_tests(tmp_path):
     clone = copy_of_the_clone(tmp_path)
     env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
-    collected = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "--snapshot-warn-unused", "-p", "no:cacheprovider", "tests"],
-                               cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--collect-only",
+            "--snapshot-warn-unused",
+            "-p",
+            "no:cacheprovider",
+            "tests",
+        ],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
     # A test that uploads the dataset to the emulator and reads it back byte for byte.
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/emulator/test_local_aws.py::test_dataset_and_steps_are_uploaded_byte_identical"],
-        cwd=clone, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/emulator/test_local_aws.py::test_dataset_and_steps_are_uploaded_byte_identical",
+        ],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stacks.config import REPO_ROOT
 
-CDK_CLI_STAND_IN = f'''#!{sys.executable}
+CDK_CLI_STAND_IN = f"""#!{sys.executable}
 import json, os, subprocess, sys
 args = sys.argv[1:]
 app = args[args.index("--app") + 1]
@@ -18,7 +18,7 @@ context = dict(args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg in
 print("stand-in cdk:", " ".join(arg for arg in args if arg != app), flush=True)
 env = {{**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": os.environ["STAND_IN_OUTDIR"]}}
 sys.exit(subprocess.run(app, shell=True, env=env).returncode)
-'''
+"""
 
 
 def make_deploy(tmp_path: Path, *context: str) -> subprocess.CompletedProcess:
@@ -30,8 +30,20 @@ def make_deploy(tmp_path: Path, *context: str) -> subprocess.CompletedProcess:
     env |= {"PATH": f"{stand_ins}:{os.environ['PATH']}", "STAND_IN_OUTDIR": str(tmp_path / "cdk.out")}
     return subprocess.run(
         # -o: the virtualenv counts as installed (the test checks the deploy guard, not the install step).
-        ["make", "--no-print-directory", "-C", str(REPO_ROOT), "-o", ".venv/.installed", "deploy", f"CONTEXT={' '.join(context)}"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO_ROOT),
+            "-o",
+            ".venv/.installed",
+            "deploy",
+            f"CONTEXT={' '.join(context)}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -110,9 +110,7 @@ def aws(pipeline_environment, moto_endpoint, monkeypatch):
     connection = {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": moto_endpoint}}
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
     with mock_aws():
-        boto3.client("ses", region_name="us-east-1").verify_email_identity(
-            EmailAddress=PIPELINE_CONFIG["sender_email"]
-        )
+        boto3.client("ses", region_name="us-east-1").verify_email_identity(EmailAddress=PIPELINE_CONFIG["sender_email"])
         yield ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
 
 

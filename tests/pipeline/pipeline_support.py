@@ -64,7 +64,13 @@ def dataset_rows() -> list[dict]:
         reader = csv.reader(handle)
         next(reader)
         return [
-            {"customer_id": int(r[0]), "gender": r[1], "age": int(r[2]), "annual_income_k_usd": int(r[3]), "spending_score": int(r[4])}
+            {
+                "customer_id": int(r[0]),
+                "gender": r[1],
+                "age": int(r[2]),
+                "annual_income_k_usd": int(r[3]),
+                "spending_score": int(r[4]),
+            }
             for r in reader
         ]
 
@@ -92,7 +98,9 @@ def spark_environment(line: str) -> SparkEnvironment:
     return find_spark_environment(SPARK_LINES[line])
 
 
-def spark_tool(spark: SparkEnvironment, tool: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def spark_tool(
+    spark: SparkEnvironment, tool: str, *args: str, cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run ``spark-submit``/``spark-sql`` of that Spark line, its Python as the driver's and workers'."""
     env = spark.process_env(dict(os.environ))
     return subprocess.run(
@@ -106,7 +114,15 @@ def run_job_batch(spark: SparkEnvironment, job: Path, cases: list[dict], workdir
     cases_file.write_text(json.dumps(cases))
     driver = Path(__file__).with_name("job_batch.py")
     result = spark_tool(
-        spark, "spark-submit", *SUBMIT_CONF, str(driver), str(job), str(cases_file), str(results_file), cwd=workdir, timeout=600
+        spark,
+        "spark-submit",
+        *SUBMIT_CONF,
+        str(driver),
+        str(job),
+        str(cases_file),
+        str(results_file),
+        cwd=workdir,
+        timeout=600,
     )
     assert result.returncode == 0 and results_file.is_file(), (result.stdout + result.stderr)[-4000:]
     return json.loads(results_file.read_text())

@@ -31,12 +31,18 @@ def settle_triggered_runs(outcome: str, stop: threading.Event, seen: list, prepa
         with create_session() as session:
             runs = session.query(DagRun).filter(DagRun.dag_id == DATA_DAG, DagRun.state != DagRunState.SUCCESS)
             for run in runs.filter(DagRun.state != DagRunState.FAILED):
-                tis = sorted(session.query(TaskInstance).filter_by(dag_id=DATA_DAG, run_id=run.run_id), key=lambda t: t.task_id)
+                tis = sorted(
+                    session.query(TaskInstance).filter_by(dag_id=DATA_DAG, run_id=run.run_id), key=lambda t: t.task_id
+                )
                 for ti in tis:
                     if outcome == "success":
                         ti.state = TaskInstanceState.SUCCESS
                     else:
-                        ti.state = TaskInstanceState.FAILED if ti.task_id == "load_into_hive" else TaskInstanceState.UPSTREAM_FAILED
+                        ti.state = (
+                            TaskInstanceState.FAILED
+                            if ti.task_id == "load_into_hive"
+                            else TaskInstanceState.UPSTREAM_FAILED
+                        )
                 if prepare is not None:  # what dag_2's EMR steps would have left behind
                     prepare(dict(run.conf or {}))
                 run.state = DagRunState.SUCCESS if outcome == "success" else DagRunState.FAILED
@@ -83,7 +89,6 @@ def run_dag_1(airflow_db, aws, dagbag):
     return run
 
 
-
 def emr():
     import boto3
 
@@ -97,7 +102,9 @@ def task_states(dag_run) -> dict[str, str]:
 def only_mail(ses_backend):
     [message] = ses_backend.sent_messages
     assert message.source == PIPELINE_CONFIG["sender_email"]
-    assert message.destinations == [PIPELINE_CONFIG["alert_email"]] or PIPELINE_CONFIG["alert_email"] in str(message.destinations)
+    assert message.destinations == [PIPELINE_CONFIG["alert_email"]] or PIPELINE_CONFIG["alert_email"] in str(
+        message.destinations
+    )
     parsed = email.message_from_string(message.raw_data, policy=policy.default)
     return parsed["Subject"], parsed.get_body(preferencelist=("html", "plain")).get_content()
 
@@ -116,11 +123,17 @@ def test_success_runs_dag_2_on_the_new_cluster_and_terminates_it(run_dag_1, aws,
     assert set(task_states(dag_run).values()) == {"success"}
     [(run_id, logical_date, conf, task_count)] = triggered
     assert run_id == f"dag_1__{dag_run.run_id}__try1" and task_count == 4
-    published = dag_run.get_task_instance("trigger_dag_2").xcom_pull(task_ids="trigger_dag_2", key="trigger_logical_date_iso")
+    published = dag_run.get_task_instance("trigger_dag_2").xcom_pull(
+        task_ids="trigger_dag_2", key="trigger_logical_date_iso"
+    )
     assert logical_date.isoformat() == published  # the sensor waited for exactly this run
     cluster = created_cluster(triggered)
     assert cluster["Id"] == dag_run.get_task_instance("create_emr_cluster").xcom_pull(task_ids="create_emr_cluster")
-    assert conf == {"cluster_id": cluster["Id"], "input_uri": PIPELINE_CONFIG["input_uri"], "output_uri": PIPELINE_CONFIG["output_uri"]}
+    assert conf == {
+        "cluster_id": cluster["Id"],
+        "input_uri": PIPELINE_CONFIG["input_uri"],
+        "output_uri": PIPELINE_CONFIG["output_uri"],
+    }
     assert cluster["Status"]["State"] == "TERMINATED"
     assert cluster["ReleaseLabel"] == PIPELINE_CONFIG["release_label"]
     assert sorted(a["Name"] for a in cluster["Applications"]) == ["Hadoop", "Hive", "Spark"]
@@ -310,7 +323,12 @@ def test_dag_2_adds_both_steps_in_order_and_waits_for_each(run_dag_2, sensor_mod
         PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py", PIPELINE_CONFIG["steps_uri"] + "load_customers.py",
     ]  # fmt: skip
     assert ["--input", PIPELINE_CONFIG["input_uri"]] == load["Args"][6:8]  # exactly the object, not its folder
-    assert spark["Args"][:4] == ["spark-submit", "--deploy-mode", "cluster", PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py"]
+    assert spark["Args"][:4] == [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        PIPELINE_CONFIG["steps_uri"] + "sort_by_spending_score.py",
+    ]
     assert spark["Args"][6:8] == ["--output", PIPELINE_CONFIG["output_uri"]]
 
 
@@ -373,7 +391,9 @@ def test_success_mail_states_the_published_run_and_output_schema(run_dag_1, aws)
     assert dag_run.state == "success"
     _, body = only_mail(aws)
     output = PIPELINE_CONFIG["output_uri"]
-    assert f"published run: {output}runs/20261201T000000000Z-0123abcd/, 200 rows; readers follow {output}_LATEST" in body
+    assert (
+        f"published run: {output}runs/20261201T000000000Z-0123abcd/, 200 rows; readers follow {output}_LATEST" in body
+    )
     assert "Parquet, sorted by spending_score, customer_id:<br>customer_id int<br>gender string<br>age int<br>" in body
     assert "annual_income_k_usd int<br>spending_score int<br>" in body
 
@@ -394,7 +414,11 @@ def test_failure_mail_gives_the_steps_error_line_and_emrs_failure_details(run_da
         }])["StepIds"]  # fmt: skip
         cluster = emr_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].clusters[cluster_id]
         [step] = [s for s in cluster.steps if s.id == step_id]
-        failure = {"Reason": "Unknown Error.", "Message": f"Step {step_id} failed with exit status 2", "LogFile": log_file}
+        failure = {
+            "Reason": "Unknown Error.",
+            "Message": f"Step {step_id} failed with exit status 2",
+            "LogFile": log_file,
+        }
         emr_state.finish_step(step, "FAILED", reason="Unknown Error.", failure=failure)
         put_object(
             f"{PIPELINE_CONFIG['log_uri']}{cluster_id}/pipeline-errors/load_customers_into_hive.txt",

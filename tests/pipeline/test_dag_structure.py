@@ -37,7 +37,9 @@ def test_task_chain(dagbag, dag_id, chain):
 
 def test_dag_1_teardown_and_trigger_rules(dagbag):
     dag = dagbag.dags["dag_1"]
-    create, terminate, mail = (dag.get_task(t) for t in ("create_emr_cluster", "terminate_emr_cluster", "email_outcome"))
+    create, terminate, mail = (
+        dag.get_task(t) for t in ("create_emr_cluster", "terminate_emr_cluster", "email_outcome")
+    )
     assert create.is_setup and terminate.is_teardown
     assert terminate.trigger_rule == "all_done_setup_success"
     assert create.task_id in terminate.upstream_task_ids
@@ -46,7 +48,11 @@ def test_dag_1_teardown_and_trigger_rules(dagbag):
     assert dag.dag_display_name.startswith("DAG_1")
 
 
-SENSORS = [("dag_1", "wait_for_dag_2"), ("dag_2", "wait_for_load_into_hive"), ("dag_2", "wait_for_sort_and_write_parquet")]
+SENSORS = [
+    ("dag_1", "wait_for_dag_2"),
+    ("dag_2", "wait_for_load_into_hive"),
+    ("dag_2", "wait_for_sort_and_write_parquet"),
+]
 
 
 def test_sensors_do_not_hold_worker_slots_and_fail_fast(dagbag):
@@ -72,7 +78,11 @@ def test_create_is_never_retried(dagbag):
 @pytest.mark.parametrize("dag_id, task_id", SENSORS)
 @pytest.mark.parametrize(
     "settings, deferrable, mode",
-    [({}, True, "reschedule"), ({"sensor_mode": "reschedule"}, False, "reschedule"), ({"sensor_mode": "poke"}, False, "poke")],
+    [
+        ({}, True, "reschedule"),
+        ({"sensor_mode": "reschedule"}, False, "reschedule"),
+        ({"sensor_mode": "poke"}, False, "poke"),
+    ],
 )
 def test_sensors_wait_as_configured(dagbag, monkeypatch, dag_id, task_id, settings, deferrable, mode):
     import copy
@@ -112,11 +122,14 @@ def test_wait_for_dag_2_outlasts_dag_2s_worst_case(dagbag, monkeypatch, timeout)
     assert wait.timeout > sum(sensor.timeout for sensor in step_sensors)
 
 
-@pytest.mark.parametrize(("settings", "seconds"), [
-    ({}, 2 * 21600 + 3600),  # no key: longer than wait_for_dag_2's limit for the default sensor timeout
-    ({"sensor_timeout_seconds": 600}, 2 * 600 + 3600),
-    ({"run_timeout_seconds": 90}, 90),
-])
+@pytest.mark.parametrize(
+    ("settings", "seconds"),
+    [
+        ({}, 2 * 21600 + 3600),  # no key: longer than wait_for_dag_2's limit for the default sensor timeout
+        ({"sensor_timeout_seconds": 600}, 2 * 600 + 3600),
+        ({"run_timeout_seconds": 90}, 90),
+    ],
+)
 def test_dagrun_timeout_is_the_variables_when_parsed(monkeypatch, settings, seconds):
     import json
     from datetime import timedelta
@@ -145,7 +158,9 @@ def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):
     import json
 
     monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_mode": "async"}))
-    with pytest.raises(ValueError, match=r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"):
+    with pytest.raises(
+        ValueError, match=r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"
+    ):
         dagbag.dags["dag_1"].get_task("wait_for_dag_2").poll_as_configured()
 
 
@@ -222,7 +237,10 @@ def test_create_renders_a_complete_job_flow(dagbag):
     assert instances["ServiceAccessSecurityGroup"] == PIPELINE_CONFIG["service_access_sg"]
     assert overrides["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
     assert overrides["LogUri"] == PIPELINE_CONFIG["log_uri"]
-    assert (overrides["ServiceRole"], overrides["JobFlowRole"]) == ("AirflowEmr-ServiceRole", "AirflowEmr-InstanceProfile")
+    assert (overrides["ServiceRole"], overrides["JobFlowRole"]) == (
+        "AirflowEmr-ServiceRole",
+        "AirflowEmr-InstanceProfile",
+    )
     assert {"Key": "airflow:run_id", "Value": RUN_ID} in overrides["Tags"]
 
 
@@ -274,7 +292,10 @@ def test_dag_2_steps_render_to_conventional_commands(dagbag):
         "--source-table", "mall.customers", "--output", PIPELINE_CONFIG["output_uri"],
         "--failure-summary", "s3://logs-bucket/emr/j-ABCDEF123456/pipeline-errors/sort_customers_by_spending_score.txt",
     ]  # fmt: skip
-    for task_id, add_task in (("wait_for_load_into_hive", "load_into_hive"), ("wait_for_sort_and_write_parquet", "sort_and_write_parquet")):
+    for task_id, add_task in (
+        ("wait_for_load_into_hive", "load_into_hive"),
+        ("wait_for_sort_and_write_parquet", "sort_and_write_parquet"),
+    ):
         sensor = render(dag, task_id, {(add_task, "return_value"): ["s-STEP1"]}, params=params)
         assert (sensor.job_flow_id, sensor.step_id) == ("j-ABCDEF123456", "s-STEP1")
 

@@ -41,7 +41,9 @@ def hive(spark_line, tmp_path_factory):
 
 
 def load(hive, source):
-    return hive("spark-submit", "--py-files", str(SORT_JOB), str(LOAD_JOB), "--input", str(source), "--database", "mall")
+    return hive(
+        "spark-submit", "--py-files", str(SORT_JOB), str(LOAD_JOB), "--input", str(source), "--database", "mall"
+    )
 
 
 def error_lines(result) -> list[str]:
@@ -101,7 +103,9 @@ def test_malformed_csv_exit_2_one_error_line_with_line_number_table_untouched(hi
     )  # fmt: skip
 
     assert result.returncode == 2, (result.stdout + result.stderr)[-3000:]
-    assert error_lines(result) == ["error: line 42: unbalanced quote (a quoted field must end with a quote before the line ends)"]
+    assert error_lines(result) == [
+        "error: line 42: unbalanced quote (a quoted field must end with a quote before the line ends)"
+    ]
     assert summary.read_text() == error_lines(result)[0] + "\n"
     assert pq.read_table(hive.root / "warehouse" / "mall.db" / "customers").num_rows == 200
 

@@ -39,7 +39,8 @@ GOOD = DATASET.read_text()
 def quoted(text: str, columns=range(5)) -> str:
     """Every line with the given columns quoted, as RFC 4180 writers do (header included)."""
     return "".join(
-        ",".join(f'"{v}"' if i in columns else v for i, v in enumerate(line.split(","))) + "\n" for line in text.splitlines()
+        ",".join(f'"{v}"' if i in columns else v for i, v in enumerate(line.split(","))) + "\n"
+        for line in text.splitlines()
     )
 
 
@@ -61,18 +62,42 @@ BAD_INPUTS = {
         "CustomerID,Genre,Age,Annual Income (k$)\n0001,Male,19,15\n",
         "error: missing column 'Spending Score (1-100)' in header",
     ),
-    "non-numeric-score": (with_line(7, "0007,Female,35,18,abc"), "error: row 7 (CustomerID 0007): Spending Score (1-100) is 'abc', not a whole number"),
-    "score-too-high": (with_line(3, "0003,Female,20,16,101"), "error: row 3 (CustomerID 0003): Spending Score (1-100) is 101, outside 1-100"),
-    "score-zero": (with_line(200, "0200,Male,30,137,0"), "error: row 200 (CustomerID 0200): Spending Score (1-100) is 0, outside 1-100"),
-    "missing-score": (with_line(5, "0005,Female,31,17,"), "error: row 5 (CustomerID 0005): Spending Score (1-100) is missing"),
-    "non-numeric-age": (with_line(9, "0009,Male,sixty,19,3"), "error: row 9 (CustomerID 0009): Age is 'sixty', not a whole number"),
-    "duplicate-ids": (with_line(10, "0004,Female,30,19,72"), "error: duplicate customer ids: CustomerID 0004 appears 2 times"),
+    "non-numeric-score": (
+        with_line(7, "0007,Female,35,18,abc"),
+        "error: row 7 (CustomerID 0007): Spending Score (1-100) is 'abc', not a whole number",
+    ),
+    "score-too-high": (
+        with_line(3, "0003,Female,20,16,101"),
+        "error: row 3 (CustomerID 0003): Spending Score (1-100) is 101, outside 1-100",
+    ),
+    "score-zero": (
+        with_line(200, "0200,Male,30,137,0"),
+        "error: row 200 (CustomerID 0200): Spending Score (1-100) is 0, outside 1-100",
+    ),
+    "missing-score": (
+        with_line(5, "0005,Female,31,17,"),
+        "error: row 5 (CustomerID 0005): Spending Score (1-100) is missing",
+    ),
+    "non-numeric-age": (
+        with_line(9, "0009,Male,sixty,19,3"),
+        "error: row 9 (CustomerID 0009): Age is 'sixty', not a whole number",
+    ),
+    "duplicate-ids": (
+        with_line(10, "0004,Female,30,19,72"),
+        "error: duplicate customer ids: CustomerID 0004 appears 2 times",
+    ),
     # Malformed CSV: the physical line number (the header is line 1).
     "unbalanced-quote": (with_line(4, '0004,"Female,23,16,77'), "error: line 5: unbalanced quote"),
     "too-many-fields": (with_line(3, "0003,Female,20,16,6,extra"), "error: line 4: 6 fields, but the header has 5"),
     "too-few-fields": (with_line(150, "0150,Male,34,78"), "error: line 151: 4 fields, but the header has 5"),
-    "quote-inside-plain-field": (with_line(2, '0002,Fe"male,21,15,81'), "error: line 3: a quote inside an unquoted field"),
-    "unbalanced-quote-in-header": ('"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n1,Male,19,15,39\n', "error: line 1: unbalanced quote"),
+    "quote-inside-plain-field": (
+        with_line(2, '0002,Fe"male,21,15,81'),
+        "error: line 3: a quote inside an unquoted field",
+    ),
+    "unbalanced-quote-in-header": (
+        '"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n1,Male,19,15,39\n',
+        "error: line 1: unbalanced quote",
+    ),
 }
 REORDERED = "Spending Score (1-100),CustomerID,Genre,Age,Annual Income (k$)\n50,0002,Female,30,40\n10,0001,Male,20,15\n"
 # Commas and doubled quotes inside quoted fields, in the header and the values.

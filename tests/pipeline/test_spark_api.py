@@ -47,5 +47,7 @@ def test_the_steps_use_no_pyspark_api_the_releases_spark_line_lacks():
     assert "try_cast" in only_newer  # the comparison sees the API difference it exists for
     for step in sorted(EMR_STEPS.glob("*.py")):
         missing = sorted(attributes_used(step.read_text()) & only_newer)
-        assert not missing, (f"{step.name} uses {missing}, which pyspark {newer_version} has and pyspark "
-                             f"{release_version} of {release} (what EMR runs) lacks: AttributeError on the cluster")
+        assert not missing, (
+            f"{step.name} uses {missing}, which pyspark {newer_version} has and pyspark "
+            f"{release_version} of {release} (what EMR runs) lacks: AttributeError on the cluster"
+        )

@@ -18,5 +18,8 @@ def cluster(tmp_path_factory):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--docs-screenshots", action="store_true",
-                     help="copy the UI test's screenshots into docs/ (tests/rehearsal/test_cluster.py)")
+    parser.addoption(
+        "--docs-screenshots",
+        action="store_true",
+        help="copy the UI test's screenshots into docs/ (tests/rehearsal/test_cluster.py)",
+    )

@@ -28,8 +28,14 @@ HEADER = "CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
 def rehearsal_cli(*args: str, tmpdir: Path) -> subprocess.Popen:
     # TMPDIR: whatever the run leaves behind in "the machine's /tmp" shows up here.
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rehearsal", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rehearsal", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 class OutputLines:
@@ -96,8 +102,9 @@ def test_a_bad_file_fails_the_run_naming_the_jobs_error(tmp_path):
     bad.write_text(HEADER + "1,Male,19,15,39\n2,Female,21,15,eighty-one\n3,Female,20,16,6\n")
     machine_tmp = tmp_path / "tmp"
     machine_tmp.mkdir()
-    process = rehearsal_cli("--input", str(bad), "--timeout", "600", "--keep", "--workdir", str(tmp_path / "work"),
-                            tmpdir=machine_tmp)
+    process = rehearsal_cli(
+        "--input", str(bad), "--timeout", "600", "--keep", "--workdir", str(tmp_path / "work"), tmpdir=machine_tmp
+    )
     output, _ = process.communicate(timeout=900)
     final = output.rstrip().splitlines()[-1]
 
@@ -130,8 +137,19 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
     machine_tmp.mkdir()
     workdir = tmp_path / "work"
     port = free_port()
-    process = rehearsal_cli("--input", str(mine), "--serve", "--keep", "--workdir", str(workdir),
-                            "--port", str(port), "--timeout", "600", tmpdir=machine_tmp)
+    process = rehearsal_cli(
+        "--input",
+        str(mine),
+        "--serve",
+        "--keep",
+        "--workdir",
+        str(workdir),
+        "--port",
+        str(port),
+        "--timeout",
+        "600",
+        tmpdir=machine_tmp,
+    )
     output = OutputLines(process)
     seen = output.seen
     try:
@@ -167,8 +185,10 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
             config = json.loads(variable.value)
             assert config["input_uri"].startswith("s3://") and "deploy" in variable.description
             edited = {**config, "output_uri": config["output_uri"].rstrip("/") + "_edited/"}
-            variables.patch_variable("emr_pipeline", VariableBody(key="emr_pipeline", value=json.dumps(edited),
-                                                                  description=variable.description))
+            variables.patch_variable(
+                "emr_pipeline",
+                VariableBody(key="emr_pipeline", value=json.dumps(edited), description=variable.description),
+            )
             dag_runs.trigger_dag_run("dag_1", TriggerDAGRunPostBody(logical_date=None))
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:

@@ -22,8 +22,10 @@ from rehearsal.nodes import REPO_ROOT
 pytestmark = pytest.mark.rehearsal
 
 LOAD_DAG = Path(__file__).parent / "dags" / "connection_load.py"
-BAD_CSV = (b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
-           b"1,Male,19,15,39\n2,Male,21,15,not-a-number\n3,Female,20,16,6\n")
+BAD_CSV = (
+    b"CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)\n"
+    b"1,Male,19,15,39\n2,Male,21,15,not-a-number\n3,Female,20,16,6\n"
+)
 
 
 def _wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
@@ -61,8 +63,13 @@ def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(clus
     """As RDS with require_secure_transport and ElastiCache with in-transit encryption: no plain connection,
     and a client that does not trust the server's CA is refused. The nodes are connected all the same."""
     credentials = json.loads(cluster.aws.secret_value(cluster.aws.secret_ids["DB_SECRET_ID"]))
-    login = {"host": "127.0.0.1", "port": int(_node_param(cluster, "DB_PORT")), "user": credentials["username"],
-             "password": credentials["password"], "database": _node_param(cluster, "DB_NAME")}
+    login = {
+        "host": "127.0.0.1",
+        "port": int(_node_param(cluster, "DB_PORT")),
+        "user": credentials["username"],
+        "password": credentials["password"],
+        "database": _node_param(cluster, "DB_NAME"),
+    }
     # MariaDB refuses a plain login as "Access denied" (MySQL 8.4 says "insecure transport"); the same
     # credentials over TLS get in below, so the transport is what is refused.
     with pytest.raises(pymysql.err.OperationalError):
@@ -72,25 +79,34 @@ def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(clus
     with pymysql.connect(**login, ssl={"ca": _node_param(cluster, "DB_CA_BUNDLE")}) as conn, conn.cursor() as cursor:
         cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
         assert cursor.fetchone()[1]
-        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
-                       (credentials["username"],))
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
+            (credentials["username"],),
+        )
         assert cursor.fetchone()[0] > 0, "no node holds a connection to the TLS-only database"
 
-    broker = {"host": "127.0.0.1", "port": int(_node_param(cluster, "REDIS_PORT")), "socket_timeout": 5,
-              "password": cluster.aws.secret_value(cluster.aws.secret_ids["REDIS_AUTH_SECRET_ID"])}
+    broker = {
+        "host": "127.0.0.1",
+        "port": int(_node_param(cluster, "REDIS_PORT")),
+        "socket_timeout": 5,
+        "password": cluster.aws.secret_value(cluster.aws.secret_ids["REDIS_AUTH_SECRET_ID"]),
+    }
     with pytest.raises(redis.exceptions.ConnectionError):
         redis.Redis(**broker).ping()
     with pytest.raises(redis.exceptions.ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         redis.Redis(**broker, ssl=True, ssl_cert_reqs="required").ping()
     with pytest.raises(redis.exceptions.AuthenticationError):
-        redis.Redis(**{**broker, "password": "wrong"}, ssl=True, ssl_ca_certs=_node_param(cluster, "REDIS_CA_BUNDLE")).ping()
+        redis.Redis(
+            **{**broker, "password": "wrong"}, ssl=True, ssl_ca_certs=_node_param(cluster, "REDIS_CA_BUNDLE")
+        ).ping()
     client = redis.Redis(**broker, ssl=True, ssl_ca_certs=_node_param(cluster, "REDIS_CA_BUNDLE"))
     assert len(client.client_list()) > 1, "no node holds a connection to the TLS-only broker"
     client.close()
     # Flower's broker view opens its own connection (Celery's broker_use_ssl), apart from the worker's.
     password = json.loads(cluster.flower_passwords_file.read_text())[cluster.admin_user]
-    httpx.get(f"{cluster.flower_url}/api/workers", params={"refresh": "true"}, auth=(cluster.admin_user, password),
-              timeout=60).raise_for_status()
+    httpx.get(
+        f"{cluster.flower_url}/api/workers", params={"refresh": "true"}, auth=(cluster.admin_user, password), timeout=60
+    ).raise_for_status()
     queues = httpx.get(f"{cluster.flower_url}/api/queues/length", auth=(cluster.admin_user, password), timeout=60)
     assert queues.status_code == 200, queues.text
     assert queues.json()["active_queues"], queues.text
@@ -207,8 +223,9 @@ def test_worker_killed_mid_task_is_restarted_and_the_run_completes(cluster):
 def test_with_two_schedulers_the_survivor_finishes_the_run(cluster):
     scheduler = next(k for k in cluster.units("scheduler") if k.endswith("airflow-scheduler"))
     run_id = cluster.trigger()
-    _wait_until(lambda: cluster.api.xcom("dag_1", run_id, "trigger_dag_2", "trigger_run_id"), 600,
-                "dag_2 to be triggered")
+    _wait_until(
+        lambda: cluster.api.xcom("dag_1", run_id, "trigger_dag_2", "trigger_run_id"), 600, "dag_2 to be triggered"
+    )
     cluster.supervisor.hold(scheduler)
     cluster.supervisor.kill(scheduler, signal.SIGKILL)
     try:
@@ -221,14 +238,16 @@ def test_with_two_schedulers_the_survivor_finishes_the_run(cluster):
 
 # -- ways a run ends from outside: each still mails once and terminates the cluster (docs/pipeline.md) --
 
+
 @pytest.fixture
 def airflow_client(cluster):
     """The official REST client, logged in as the admin user, as a person operating the cluster uses it."""
     import airflow_client.client as client_package
 
     password = json.loads(cluster.passwords_file.read_text())[cluster.admin_user]
-    token = httpx.post(f"{cluster.api_url}/auth/token", json={"username": cluster.admin_user, "password": password},
-                       timeout=30).json()["access_token"]
+    token = httpx.post(
+        f"{cluster.api_url}/auth/token", json={"username": cluster.admin_user, "password": password}, timeout=30
+    ).json()["access_token"]
     with client_package.ApiClient(client_package.Configuration(host=cluster.api_url, access_token=token)) as client:
         yield client
 
@@ -236,8 +255,9 @@ def airflow_client(cluster):
 def _one_mail_after_the_run(cluster, run_id: str):
     """The run, once its outcome mail has arrived: a failure callback mails from the dag-processor after the run ended."""
     dag_1 = cluster.api.wait_for_run("dag_1", run_id, timeout=600)
-    _wait_until(lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180, "the outcome mail",
-                interval=2)
+    _wait_until(
+        lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180, "the outcome mail", interval=2
+    )
     return cluster.collect(dag_1)
 
 
@@ -288,8 +308,9 @@ def test_a_run_past_its_timeout_terminates_the_cluster_and_mails_one_failure(clu
     assert original > timedelta(hours=12), "the default outlasts wait_for_dag_2's own limit"
 
     def configure(value: str, timeout: timedelta) -> None:
-        variables.patch_variable("emr_pipeline", VariableBody(key="emr_pipeline", value=value,
-                                                              description=variable.description))
+        variables.patch_variable(
+            "emr_pipeline", VariableBody(key="emr_pipeline", value=value, description=variable.description)
+        )
         # dagrun_timeout is a DAG attribute: it applies once the dag-processor has parsed the edit.
         _wait_until(lambda: parsed_timeout() == timeout, 180, f"dag_1 parsed with timeout {timeout}", interval=2)
 
@@ -301,8 +322,12 @@ def test_a_run_past_its_timeout_terminates_the_cluster_and_mails_one_failure(clu
             run_id = cluster.trigger()
             assert describe.wait_arrived(timeout.total_seconds()), "dag_2 did not reach its first step in time"
             dag_1 = cluster.api.wait_for_run("dag_1", run_id, timeout=300)
-            _wait_until(lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]], 180,
-                        "the outcome mail", interval=2)
+            _wait_until(
+                lambda: [m for m in cluster.aws.sent_mails() if run_id in m["subject"]],
+                180,
+                "the outcome mail",
+                interval=2,
+            )
     finally:
         configure(variable.value, original)
     run = cluster.collect(dag_1)

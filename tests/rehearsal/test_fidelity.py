@@ -55,7 +55,11 @@ def test_an_old_text_that_is_missing_or_repeated_is_an_error(repo):
 
 
 def test_the_scratch_copy_holds_the_tracked_files_only(repo):
-    only_tracked = (sys.executable, "-c", "import os, sys; sys.exit('untracked copied' if os.path.exists('untracked.txt') else 0)")
+    only_tracked = (
+        sys.executable,
+        "-c",
+        "import os, sys; sys.exit('untracked copied' if os.path.exists('untracked.txt') else 0)",
+    )
     outcome = evaluate(mutation("kept", "broken", pattern="untracked copied", command=only_tracked), source=repo)
     assert outcome.verdict == "survived"
 

@@ -12,8 +12,15 @@ import pytest
 
 from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 
-SECRET_KEYS = ("FERNET_KEY_SECRET_ID", "JWT_SECRET_SECRET_ID", "API_SECRET_KEY_SECRET_ID", "ADMIN_PASSWORD_SECRET_ID",
-               "FLOWER_PASSWORD_SECRET_ID", "REDIS_AUTH_SECRET_ID", "DB_SECRET_ID")
+SECRET_KEYS = (
+    "FERNET_KEY_SECRET_ID",
+    "JWT_SECRET_SECRET_ID",
+    "API_SECRET_KEY_SECRET_ID",
+    "ADMIN_PASSWORD_SECRET_ID",
+    "FLOWER_PASSWORD_SECRET_ID",
+    "REDIS_AUTH_SECRET_ID",
+    "DB_SECRET_ID",
+)
 
 
 class SeededAws:
@@ -27,9 +34,18 @@ class SeededAws:
 
 @pytest.fixture
 def scheduler(tmp_path) -> RehearsalHost:
-    nodes = cluster_nodes(SeededAws(), tmp_path, tmp_path / "venv", 1.0, db_name="airflow", db_port=3306,
-                          db_ca_bundle=tmp_path / "db-ca.pem", redis_port=6379,
-                          redis_ca_bundle=tmp_path / "redis-ca.pem", scheduler_count=1)
+    nodes = cluster_nodes(
+        SeededAws(),
+        tmp_path,
+        tmp_path / "venv",
+        1.0,
+        db_name="airflow",
+        db_port=3306,
+        db_ca_bundle=tmp_path / "db-ca.pem",
+        redis_port=6379,
+        redis_ca_bundle=tmp_path / "redis-ca.pem",
+        scheduler_count=1,
+    )
     return next(node for node in nodes if node.role == "scheduler")
 
 
@@ -79,4 +95,3 @@ def test_a_bootstrap_needing_a_variable_cfn_init_does_not_give_fails(scheduler, 
     node.write_node_env()
     with pytest.raises(BootstrapError, match="USER: unbound variable"):
         node.phase("install")
-

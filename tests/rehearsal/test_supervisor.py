@@ -40,7 +40,9 @@ def test_unit_file_is_parsed_like_systemd(tmp_path):
 def test_crashed_unit_is_restarted_and_a_held_one_stays_down(tmp_path):
     supervisor = Supervisor(tmp_path / "logs", poll_interval=0.1)
     try:
-        key = supervisor.start("node", _unit(tmp_path, "import os,time; print(os.environ['GREETING'], flush=True); time.sleep(60)"))
+        key = supervisor.start(
+            "node", _unit(tmp_path, "import os,time; print(os.environ['GREETING'], flush=True); time.sleep(60)")
+        )
         assert (tmp_path / "pre").read_text() == "ran"
 
         def greetings() -> int:

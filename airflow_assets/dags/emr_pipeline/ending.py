@@ -70,18 +70,30 @@ def _xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
 def ending(reason: str, states: dict[str, str | None], *, mail_task: str, timeout: timedelta | None) -> str:
     """Why the run ended without ``email_outcome``'s mail, for the mail's "Ended" row."""
     if reason == "timed_out":
-        return (f"run timed out after {timeout} (dagrun_timeout, {RUN_TIMEOUT_KEY} in the Variable): "
-                "Airflow skipped every unfinished task, the cluster's teardown included")
+        return (
+            f"run timed out after {timeout} (dagrun_timeout, {RUN_TIMEOUT_KEY} in the Variable): "
+            "Airflow skipped every unfinished task, the cluster's teardown included"
+        )
     if states.get(mail_task) == "skipped":
         # Marking a run failed or success sets its pending tasks skipped alike; Airflow records no more.
-        return ("marked failed by a user (or success; UI or REST API) before the pipeline finished: Airflow "
-                "stopped the running tasks and skipped the pending ones, the outcome task included; the "
-                "cluster's teardown still ran")
+        return (
+            "marked failed by a user (or success; UI or REST API) before the pipeline finished: Airflow "
+            "stopped the running tasks and skipped the pending ones, the outcome task included; the "
+            "cluster's teardown still ran"
+        )
     return f"the run failed ({reason or 'no reason given'}) before {mail_task} sent its mail ({mail_task}: {states.get(mail_task)})"
 
 
-def mail_unreported_ending(context: dict[str, Any], *, mail_task: str, create_task: str, terminate_task: str,
-                            trigger_task: str, data_dag_id: str, output_uri_key: str = "output_uri") -> None:
+def mail_unreported_ending(
+    context: dict[str, Any],
+    *,
+    mail_task: str,
+    create_task: str,
+    terminate_task: str,
+    trigger_task: str,
+    data_dag_id: str,
+    output_uri_key: str = "output_uri",
+) -> None:
     """DAG failure and success callback: unless ``mail_task`` mailed, terminate the cluster and mail the ending."""
     dag, run_id = context["dag"], context["run_id"]
     if _xcom(dag.dag_id, run_id, mail_task, MAILED_KEY):
@@ -95,7 +107,9 @@ def mail_unreported_ending(context: dict[str, Any], *, mail_task: str, create_ta
     reasons = []
     if cluster_id and states.get(terminate_task) != "success":
         try:
-            EmrHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).conn.terminate_job_flows(JobFlowIds=[cluster_id])
+            EmrHook(aws_conn_id=AWS_CONN_ID, region_name=config["region"]).conn.terminate_job_flows(
+                JobFlowIds=[cluster_id]
+            )
             reasons.append(f"EMR cluster {cluster_id} terminated by the failure callback")
         except Exception as error:  # noqa: BLE001 - the mail must still go out, and name the problem
             reasons.append(f"EMR cluster {cluster_id} could NOT be terminated: {error}")
@@ -123,8 +137,14 @@ def mail_unreported_ending(context: dict[str, Any], *, mail_task: str, create_ta
         ended=why,
     )
     # Called directly, not through the notifier's template rendering: the HTML is final.
-    SesNotifier(aws_conn_id=AWS_CONN_ID, region_name=config["region"], mail_from=config["sender_email"],
-                to=config["alert_email"], subject=outcome.subject, html_content=outcome.html()).notify(context)
+    SesNotifier(
+        aws_conn_id=AWS_CONN_ID,
+        region_name=config["region"],
+        mail_from=config["sender_email"],
+        to=config["alert_email"],
+        subject=outcome.subject,
+        html_content=outcome.html(),
+    ).notify(context)
     log.info("mailed the %s ending of %s: %s", outcome.verdict, run_id, why)
 
 

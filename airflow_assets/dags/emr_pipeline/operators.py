@@ -72,7 +72,9 @@ class NoOrphanEmrCreateJobFlowOperator(EmrCreateJobFlowOperator):
             return super().execute(context)
         except BaseException:
             if self._job_flow_id:
-                self.log.warning("Terminating EMR cluster %s: the create task failed after creating it", self._job_flow_id)
+                self.log.warning(
+                    "Terminating EMR cluster %s: the create task failed after creating it", self._job_flow_id
+                )
                 self.hook.conn.terminate_job_flows(JobFlowIds=[self._job_flow_id])
             raise
 

@@ -60,7 +60,11 @@ class EmrPipelineVariable:
     run_timeout_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        problems = [f"{name} must be a number, not {getattr(self, name)!r}" for name in _NUMBERS if not _is_number(getattr(self, name))]
+        problems = [
+            f"{name} must be a number, not {getattr(self, name)!r}"
+            for name in _NUMBERS
+            if not _is_number(getattr(self, name))
+        ]
         if run_timeout_problem(self.run_timeout_seconds):
             problems.append(run_timeout_problem(self.run_timeout_seconds))
         if self.sensor_mode not in SENSOR_MODES:

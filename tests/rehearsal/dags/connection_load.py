@@ -16,8 +16,14 @@ from airflow.sdk import DAG, Variable, task
 # Twice the rehearsal worker's slots (WORKER_CONCURRENCY=4): the worker stays full while the run lasts.
 FAN_OUT = 8
 
-with DAG("connection_load", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
-         max_active_tasks=FAN_OUT, tags=["rehearsal-test"]):
+with DAG(
+    "connection_load",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_tasks=FAN_OUT,
+    tags=["rehearsal-test"],
+):
 
     @task(retries=0)
     def hold(index: int) -> int:
