@@ -83,9 +83,10 @@ def load_module(path: Path):
     return module
 
 
-# The Spark lines every EMR step test runs on: the project's own pyspark, and the line of the configured
-# EMR release (emr-7.x: Spark 3.5, its interpreter .venv-emr from `make venv`).
-SPARK_LINES = {"project-pyspark": None, PIPELINE_CONFIG["release_label"]: PIPELINE_CONFIG["release_label"]}
+# The Spark line every EMR step test runs on: the configured EMR release's (emr-7.x: Spark 3.5, its
+# interpreter .venv-emr from `make venv`), what EMR runs. The project's own pyspark 4 is not a line any
+# configured release runs; test_spark_api.py keeps the steps off its newer API in seconds instead.
+SPARK_LINES = {PIPELINE_CONFIG["release_label"]: PIPELINE_CONFIG["release_label"]}
 SUBMIT_CONF = [
     "--master", "local[2]",
     "--conf", "spark.ui.enabled=false",

@@ -14,6 +14,7 @@ import httpx
 import pymysql
 import pytest
 import redis
+from markupsafe import escape
 from playwright.sync_api import expect
 
 from rehearsal import ui
@@ -196,6 +197,14 @@ def test_bad_input_fails_both_dags_terminates_the_cluster_and_mails_one_failure(
     # Fails on dag_2's failure, not on its 6-hour timeout.
     assert run.sensor_lag is not None and run.sensor_lag < 120
     assert any("EMR step" in name for name in run.log_tails), "the failed Spark step's stderr is reported"
+    # The cause a person reads (the CLI's summary) is the sort job's own error line, carried by the EMR
+    # step's failure details, and the one FAILED mail names it too.
+    job_error = re.match(r"EMR step [^:]+: (error: [^/;]+)", run.causes()[0])
+    assert job_error, run.causes()
+    (mail,) = run.new_mails
+    assert "EMR pipeline FAILED" in mail["subject"] + mail["body"], mail
+    error_line = job_error.group(1).strip()
+    assert error_line in mail["body"] or str(escape(error_line)) in mail["body"], mail["body"]
 
 
 def test_worker_killed_mid_task_is_restarted_and_the_run_completes(cluster):
