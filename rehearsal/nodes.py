@@ -36,9 +36,6 @@ LOCAL_ONLY_KEYS = {
     "PROCESS_MANAGER": "the rehearsal's supervisor runs the rendered unit files instead of systemd",
     "API_SERVER_BIND": "loopback stands in for three hosts",
     "SCHEDULER_HEALTH_PORT": "loopback stands in for three hosts: every listening port is unique",
-    "WORKER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
-    "TRIGGERER_LOG_SERVER_PORT": "loopback stands in for three hosts: every listening port is unique",
-    "FLOWER_PORT": "loopback stands in for three hosts: every listening port is unique",
     "REDIS_CA_BUNDLE": "the run's own Redis CA; on AWS the OS trust store verifies ElastiCache (empty, not rendered)",
     "WORKER_CONCURRENCY": "rehearsal tuning: the rehearsal machine has fewer cores than the worker instance",
     **dict.fromkeys(FAST_SCHEDULING, "rehearsal tuning (FAST_SCHEDULING)"),
@@ -257,6 +254,10 @@ def cluster_nodes(
         "REDIS_PORT": str(redis_port),
         "REDIS_TLS": "true",
         "REDIS_CA_BUNDLE": str(redis_ca_bundle),
+        # As the stack hands every node the ports of the others (the api-server reads the log servers).
+        "FLOWER_PORT": str(flower_port or free_port()),
+        "WORKER_LOG_SERVER_PORT": str(free_port()),
+        "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
     }
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [
@@ -267,7 +268,6 @@ def cluster_nodes(
                 **shared,
                 "AIRFLOW_ROLE": "scheduler",
                 "SCHEDULER_HEALTH_PORT": str(free_port()),
-                "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
             },
         ),
         _node(
@@ -287,8 +287,6 @@ def cluster_nodes(
                 **shared,
                 "AIRFLOW_ROLE": "worker",
                 "WORKER_CONCURRENCY": "4",
-                "FLOWER_PORT": str(flower_port or free_port()),
-                "WORKER_LOG_SERVER_PORT": str(free_port()),
             },
         ),
     ]

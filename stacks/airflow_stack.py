@@ -21,7 +21,13 @@ from stacks.constructs.dns import ClusterDns
 from stacks.constructs.emr_network import EmrSecurityGroups
 from stacks.constructs.emr_roles import EmrRoles
 from stacks.constructs.mail import Mail
-from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, Network
+from stacks.constructs.network import (
+    API_SERVER_PORT,
+    FLOWER_PORT,
+    TRIGGERER_LOG_SERVER_PORT,
+    WORKER_LOG_SERVER_PORT,
+    Network,
+)
 from stacks.constructs.node_role import STACK_TAG_KEY, AirflowNodeRole, cluster_tags
 from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
@@ -197,6 +203,8 @@ class AirflowStack(cdk.Stack):
             "SCHEDULER_COUNT": str(config.scheduler_count),
             "API_SERVER_WORKERS": str(config.api_server_workers),
             "API_SERVER_PORT": str(API_SERVER_PORT),
+            "WORKER_LOG_SERVER_PORT": str(WORKER_LOG_SERVER_PORT),
+            "TRIGGERER_LOG_SERVER_PORT": str(TRIGGERER_LOG_SERVER_PORT),
             "DB_HOST": database.host,
             "DB_PORT": database.instance.db_instance_endpoint_port,
             "DB_NAME": DATABASE_NAME,
@@ -211,6 +219,7 @@ class AirflowStack(cdk.Stack):
                     "REDIS_TLS": "true",
                     "REDIS_AUTH_SECRET_ID": broker.auth_secret.secret_arn,
                     "FLOWER_PASSWORD_SECRET_ID": secrets.flower_password.secret_arn,
+                    "FLOWER_PORT": str(FLOWER_PORT),
                 }
                 if broker
                 else {}

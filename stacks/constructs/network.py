@@ -7,12 +7,15 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from airflow_assets.bootstrap.node_env_file import DEFAULTS as NODE_ENV_DEFAULTS
 from stacks.nag import EMR_TAG_KEY, LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
 
-API_SERVER_PORT = 8080
-FLOWER_PORT = 5555  # bound to 127.0.0.1 on the worker: reached only through SSM port forwarding
-WORKER_LOG_SERVER_PORT = 8793
-TRIGGERER_LOG_SERVER_PORT = 8794
+# The ports the nodes listen on: node.env's defaults are their one definition; the stack opens them here
+# and hands them to every node explicitly (stacks/airflow_stack.py), so the two cannot drift apart.
+API_SERVER_PORT = int(NODE_ENV_DEFAULTS["API_SERVER_PORT"])
+FLOWER_PORT = int(NODE_ENV_DEFAULTS["FLOWER_PORT"])  # bound to 127.0.0.1 on the worker: SSM port forwarding only
+WORKER_LOG_SERVER_PORT = int(NODE_ENV_DEFAULTS["WORKER_LOG_SERVER_PORT"])
+TRIGGERER_LOG_SERVER_PORT = int(NODE_ENV_DEFAULTS["TRIGGERER_LOG_SERVER_PORT"])
 
 
 class Network(Construct):
