@@ -73,7 +73,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             Edit(
                 "stacks/constructs/emr_roles.py",
-                'role=self.instance_role, instance_profile_name=self.instance_role.role_name',
+                "role=self.instance_role, instance_profile_name=self.instance_role.role_name",
                 "role=self.instance_role",
             ),
         ),
