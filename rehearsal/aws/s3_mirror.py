@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from rehearsal.aws import emrfs
 from rehearsal.aws.emrfs import S3Call
+from rehearsal.aws.emrfs_writes import Written
 from rehearsal.aws.iam_gate import DENIAL_HEADER
 from rehearsal.aws.s3_uri import S3Uri
 
@@ -66,8 +67,12 @@ class S3Mirror:
             self._pull_one(location)
         return self.snapshot(locations)
 
-    def push(self, locations: Iterable[S3Uri], before: Snapshot) -> PushResult:
-        """Upload files created or changed since `before`, delete objects whose files disappeared."""
+    def push(self, locations: Iterable[S3Uri], before: Snapshot, written: Iterable[Written] = ()) -> PushResult:
+        """Upload files created or changed since `before`, delete objects whose files disappeared.
+
+        `written` (the step's writes anywhere under the mirror, in order) adds what the end state
+        cannot show: files written outside the locations, and files renamed or deleted during the step.
+        """
         locations = list(locations)
         after = self.snapshot(locations)
         # In the order the step wrote them, so a pointer written last (the sort job's _LATEST) also
@@ -80,7 +85,7 @@ class S3Mirror:
         by_bucket: dict[str, list[str]] = {}
         for (bucket, key), _state in changed:
             by_bucket.setdefault(bucket, []).append(key)
-        uploaded, deleted = [], []
+        uploaded, deleted = self._replay_writes(written, {item[0] for item in changed}, before)
         for bucket, keys in by_bucket.items():
             directories, files = _new_directories(bucket, keys, locations, before), set(keys)
             for call in emrfs.write_tree(bucket, directories, keys):
@@ -96,11 +101,39 @@ class S3Mirror:
             deleted.append(f"s3://{bucket}/{key}")
         return PushResult(uploaded, deleted)
 
+    def _replay_writes(
+        self, written: Iterable[Written], pushed: set[tuple[str, str]], before: Snapshot
+    ) -> tuple[list[str], list[str]]:
+        """EMRFS's PUT of each written file the end state does not push; then DELETE if it is gone (renamed/deleted).
+
+        Made before the end state's uploads, in the order written, so a pointer written last still lands last.
+        """
+        uploaded, deleted = [], []
+        for item in written:
+            parts = item.path.relative_to(self.root).parts
+            if len(parts) < 2 or _is_checksum(item.path):
+                continue
+            bucket, key = parts[0], "/".join(parts[1:])
+            if (bucket, key) in pushed:
+                continue
+            (call,) = emrfs.write_file(bucket, key)
+            if item.body is None:
+                self._send(call, Body=b"")
+            else:
+                with item.body.open("rb") as body:
+                    self._send(call, Body=body)
+            uploaded.append(call.uri)
+            if not item.path.is_file() and (bucket, key) not in before:  # `before`'s gone files: push deletes them
+                for call in emrfs.delete_file(bucket, key):
+                    self._send(call)
+                deleted.append(call.uri)
+        return uploaded, deleted
+
     def snapshot(self, locations: Iterable[S3Uri]) -> Snapshot:
         snapshot: Snapshot = {}
         for location in locations:
             for key, path in self._local_files(location):
-                if path.name.startswith(".") and path.name.endswith(_CHECKSUM_SUFFIX):
+                if _is_checksum(path):
                     continue
                 stat = path.stat()
                 snapshot[(location.bucket, key)] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
@@ -194,6 +227,10 @@ class S3Mirror:
                 path = Path(dirpath) / name
                 files.append((path.relative_to(bucket_root).as_posix(), path))
         return files
+
+
+def _is_checksum(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(_CHECKSUM_SUFFIX)
 
 
 def _emrfs_error(call: S3Call, exc: ClientError) -> EmrfsError:

@@ -24,6 +24,7 @@ from moto.emr.models import Cluster, Step
 
 from rehearsal.aws import emr_state
 from rehearsal.aws.emr_launch import EmrRoles, profile_problem
+from rehearsal.aws.emrfs_writes import WriteRecorder
 from rehearsal.aws.s3_mirror import S3Mirror
 from rehearsal.aws.s3_uri import S3Uri
 from rehearsal.aws.spark_env import SparkEnvironment
@@ -285,13 +286,14 @@ class StepRunner:
                 run_out, run_err = driver_dir / "stdout", driver_dir / "stderr"
             else:
                 run_out, run_err = stdout_path, stderr_path
-            try:
-                status = self._execute(cluster, step, argv, run_out, run_err)
-                if driver_dir is not None:
-                    _write_client_report(stderr_path, step.id, status)
-                    status = 0 if status == 0 else 1  # spark-submit's own exit status for a failed application
-            finally:
-                pushed = mirror.push(locations, before)
+            with WriteRecorder(self._mirror_root) as recorder:
+                try:
+                    status = self._execute(cluster, step, argv, run_out, run_err)
+                    if driver_dir is not None:
+                        _write_client_report(stderr_path, step.id, status)
+                        status = 0 if status == 0 else 1  # spark-submit's own exit status for a failed application
+                finally:
+                    pushed = mirror.push(locations, before, recorder.written())
                 with controller.open("a") as handle:
                     handle.write(f"uploaded: {pushed.uploaded}\ndeleted: {pushed.deleted}\n")
             with controller.open("a") as handle:

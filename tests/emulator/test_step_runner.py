@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rehearsal.aws.s3_uri import S3Uri
+
 from .emulator_support import cluster_state, command_step, start_cluster, wait_for, wait_for_steps
 
 UNSUPPORTED = ["bash", "-c", "exit 0"]  # command-runner.jar can run it on EMR; the local runner refuses
@@ -251,3 +253,61 @@ def test_the_service_role_must_trust_emr_for_this_account(local_aws):
     assert problem.startswith(
         f"Service role arn:aws:iam::999999999999:role/{config['service_role']} cannot be assumed by elasticmapreduce.amazonaws.com"
     )
+
+
+# --- EMRFS PUTs every file a step writes, also those renamed or deleted before the step ends --------------
+
+
+def _staged_write(aws, monkeypatch, staging_name):
+    """A step stand-in (no Spark) that writes its output in a staging folder and renames it into place."""
+    import time
+
+    runner = aws._runner
+    mirror_root = runner._mirror_root
+    output = S3Uri.parse(aws.pipeline_config["output_uri"])
+
+    def execute(cluster, step, argv, stdout_path, stderr_path):
+        out = mirror_root / output.bucket / output.stem
+        staging = (out.parent if staging_name.startswith("../") else out) / staging_name.removeprefix("../")
+        staging.mkdir(parents=True)
+        (staging / "part-00000.parquet").write_bytes(b"rows")
+        (staging / ".part-00000.parquet.crc").write_bytes(b"crc")  # Hadoop's local side file: never in S3
+        # Spark commits seconds after its tasks wrote; files renamed within the instant their folder
+        # appears can be missed by inotify (docs/emulator.md), which a Spark job never does.
+        time.sleep(0.5)
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+        staging.rename(out / "runs" / staging_name.removeprefix("../"))
+        return 0
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    cluster_id = start_cluster(aws)
+    job = aws.pipeline_config["steps_uri"] + "sort_by_spending_score.py"
+    (step_id,) = add_steps(
+        aws, cluster_id, [command_step("staged", ["spark-submit", job, "--output", aws.pipeline_config["output_uri"]])]
+    )
+    (step,) = wait_for_steps(aws, cluster_id, [step_id], timeout=60)
+    return step, cluster_id, output
+
+
+def test_a_staging_folder_beside_the_output_prefix_is_denied_although_it_is_renamed_away(local_aws, monkeypatch):
+    step, cluster_id, output = _staged_write(local_aws, monkeypatch, "../_tmp_beside")
+    assert step["Status"]["State"] == "FAILED"
+    staged = f"{output.stem.rsplit('/', 1)[0]}/_tmp_beside/part-00000.parquet"
+    expected = (
+        f"User: {instance_principal(local_aws)} is not authorized to perform: s3:PutObject "
+        f"on resource: arn:aws:s3:::{output.bucket}/{staged}"
+    )
+    assert expected in step["Status"]["FailureDetails"]["Reason"]
+    assert expected in (local_aws.step_log_dir(cluster_id, step["Id"]) / "stderr").read_text()
+
+
+def test_a_staging_folder_under_the_output_prefix_is_put_then_deleted(local_aws, monkeypatch):
+    step, cluster_id, output = _staged_write(local_aws, monkeypatch, "_tmp_under")
+    assert step["Status"]["State"] == "COMPLETED"
+    controller = (local_aws.step_log_dir(cluster_id, step["Id"]) / "controller").read_text()
+    staged = f"s3://{output.bucket}/{output.stem}/_tmp_under/part-00000.parquet"
+    assert f"uploaded: ['{staged}', " in controller and f"deleted: ['{staged}']" in controller
+    assert ".crc" not in controller
+    keys = local_aws.list_keys(f"s3://{output.bucket}/{output.stem}/")
+    assert f"{output.stem}/runs/_tmp_under/part-00000.parquet" in keys
+    assert f"{output.stem}/_tmp_under/part-00000.parquet" not in keys
