@@ -199,8 +199,8 @@ def test_bad_input_fails_both_dags_terminates_the_cluster_and_mails_one_failure(
     assert any("EMR step" in name for name in run.log_tails), "the failed Spark step's stderr is reported"
     # The cause a person reads (the CLI's summary) is the sort job's own error line, carried by the EMR
     # step's failure details, and the one FAILED mail names it too.
-    job_error = re.match(r"EMR step [^:]+: (error: [^/;]+)", run.causes()[0])
-    assert job_error, run.causes()
+    job_error = re.match(r"EMR step [^:]+: (error: [^/;]+)", run.causes[0])
+    assert job_error, run.causes
     (mail,) = run.new_mails
     assert "EMR pipeline FAILED" in mail["subject"] + mail["body"], mail
     error_line = job_error.group(1).strip()
