@@ -124,15 +124,21 @@ class NodeSecrets:
 
 
 @pytest.fixture
-def node_secrets(moto_endpoint, tls_mariadb) -> NodeSecrets:
-    """The node's secrets in moto and a fresh database + user on the TLS-only server, as on AWS."""
-    client = boto3.client(
+def secrets_client(moto_endpoint):
+    """Secrets Manager of the session's moto, with the key the nodes' aws_default connection uses."""
+    return boto3.client(
         "secretsmanager",
         region_name="us-west-2",
         endpoint_url=moto_endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture
+def node_secrets(moto_endpoint, secrets_client, tls_mariadb) -> NodeSecrets:
+    """The node's secrets in moto and a fresh database + user on the TLS-only server, as on AWS."""
+    client = secrets_client
     credentials = new_database_credentials()
     database = tls_mariadb.database(
         name=credentials["database"], username=credentials["username"], password=credentials["password"]

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
-import boto3
 from cryptography.fernet import Fernet
 
 from .conftest import BOOTSTRAP_DIR
@@ -69,14 +68,8 @@ def _helper(endpoint, *args):
     )
 
 
-def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint):
-    client = boto3.client(
-        "secretsmanager",
-        region_name="us-west-2",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+def test_helper_reads_secrets_through_the_aws_default_connection(moto_endpoint, secrets_client):
+    client = secrets_client
     arn = client.create_secret(Name="db-master", SecretString=json.dumps({"username": "u", "password": "p w"}))["ARN"]
     result = _helper(moto_endpoint, "mysql-url", arn, "--host", "h", "--database", "d")
     assert result.returncode == 0, result.stderr
