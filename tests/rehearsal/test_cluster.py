@@ -60,6 +60,27 @@ def _node_param(cluster, key: str) -> str:
     return cluster.nodes[0].params[key]
 
 
+def test_api_refuses_anonymous_requests_and_admin_logs_in_with_the_secret(cluster):
+    """The api-server as deployed: FAB's user store, the admin user with the password from Secrets Manager."""
+    password = json.loads(cluster.passwords_file.read_text())[cluster.admin_user]
+    with httpx.Client(base_url=cluster.api_url, timeout=60) as api:
+        assert api.get("/api/v2/dags").status_code == 401
+        assert (
+            api.post("/auth/token", json={"username": cluster.admin_user, "password": "not-the-secret"}).status_code
+            == 401
+        )
+        login = api.post("/auth/token", json={"username": cluster.admin_user, "password": password})
+        assert login.status_code in (200, 201), login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        assert api.get("/api/v2/dags", headers=headers).status_code == 200
+        # A user of the FAB user store, with FAB's Admin role (SimpleAuthManager has neither).
+        user = api.get(f"/auth/fab/v1/users/{cluster.admin_user}", headers=headers)
+        assert user.status_code == 200 and user.headers.get("content-type", "").startswith("application/json"), (
+            f"no FAB user {cluster.admin_user}: HTTP {user.status_code} {user.headers.get('content-type')}: {user.text[:200]}"
+        )
+        assert [role["name"] for role in user.json()["roles"]] == ["Admin"]
+
+
 def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(cluster):
     """As RDS with require_secure_transport and ElastiCache with in-transit encryption: no plain connection,
     and a client that does not trust the server's CA is refused. The nodes are connected all the same."""
@@ -323,7 +344,7 @@ def test_a_run_past_its_timeout_terminates_the_cluster_and_mails_one_failure(clu
         # dagrun_timeout is a DAG attribute: it applies once the dag-processor has parsed the edit.
         _wait_until(lambda: parsed_timeout() == timeout, 180, f"dag_1 parsed with timeout {timeout}", interval=2)
 
-    timeout = timedelta(seconds=90)  # a run reaches dag_2's first step in ~15 s, more on a loaded machine
+    timeout = timedelta(seconds=45)  # a run reaches dag_2's first step in ~15 s on an idle machine
     configure(json.dumps({**json.loads(variable.value), "run_timeout_seconds": timeout.total_seconds()}), timeout)
     try:
         # dag_2's step sensors are held, so the run can only end by its timeout, while dag_2 works on the cluster.
