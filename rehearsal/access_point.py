@@ -1,29 +1,36 @@
 """The shared DAG folder as the EFS access point presents it: every file owned by the access point's
-uid/gid (stacks/constructs/shared_fs.py, rendered into node.env as AIRFLOW_UID/AIRFLOW_GID), and
-chown/chgrp refused, even for root. bindfs over FUSE gives a directory these semantics."""
+uid/gid (its PosixUser in the synthesized template, stacks/constructs/shared_fs.py), and chown/chgrp
+refused, even for root. bindfs over FUSE gives a directory these semantics. Both rehearsal profiles
+mount their EFS folder this way; neither falls back to a plain directory, which would accept what the
+access point refuses."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from rehearsal.services import MissingPrerequisite
 
-class AccessPointUnavailable(RuntimeError):
+FUSE_DEVICE = Path("/dev/fuse")
+
+
+class AccessPointUnavailable(MissingPrerequisite):
     pass
 
 
 def require_bindfs() -> None:
-    """bindfs and /dev/fuse, or an error that says what to install."""
+    """bindfs and /dev/fuse, or an error that says what is missing and how to get it."""
     if not shutil.which("bindfs"):
         raise AccessPointUnavailable(
-            "bindfs is not installed: the cluster rehearsal mounts the shared DAG folder "
-            "with EFS access-point semantics through it (scripts/setup-machine.sh installs it)"
+            "bindfs is not installed: the rehearsal mounts the shared DAG folder with the EFS access point's "
+            "semantics through it: apt-get install bindfs, or run `bash scripts/setup-machine.sh demo`"
         )
-    if not os.path.exists("/dev/fuse"):
+    if not FUSE_DEVICE.exists():
         raise AccessPointUnavailable(
-            "/dev/fuse is missing: bindfs needs FUSE for the shared DAG folder (a container needs --device /dev/fuse)"
+            f"{FUSE_DEVICE} is missing: bindfs needs FUSE to give the shared DAG folder the EFS access point's "
+            "semantics. On a VM or host: modprobe fuse; in a container: start it with --device /dev/fuse "
+            "--cap-add SYS_ADMIN; in a chroot: bind-mount the host's /dev into it"
         )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from rehearsal.access_point import AccessPointMount, require_bindfs
 from rehearsal.airflow_api import AirflowApi, AirflowApiError, parse_time
 from rehearsal.aws.spark_env import spark_line
+from rehearsal.aws.stack_template import access_point_owner, synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
 from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
@@ -223,10 +224,10 @@ class Rehearsal:
             raise RehearsalFailed(f"dataset {self.dataset} is not a file")
         require_java()
         require_node()
+        require_bindfs()  # both profiles: the EFS folder has the access point's semantics
         if self.profile == "cluster":
             require_mariadb_server()
             require_redis_server()
-            require_bindfs()
 
     def start(self) -> None:
         from rehearsal.aws import LocalAws
@@ -253,6 +254,25 @@ class Rehearsal:
         if self.profile == "cluster":
             log.info("rehearsal: starting a TLS-only MariaDB server and a TLS + AUTH Redis for this run")
             self._start_services()
+        self.create_nodes()
+        self.supervisor = Supervisor(self.workdir / "logs")
+        self._bootstrap()
+        password = self.aws.secret_value(self.aws.secret_ids["ADMIN_PASSWORD_SECRET_ID"])
+        self.api = AirflowApi(self.api_url, self.admin_user, password)
+        self.api.login()
+        log.info("rehearsal: waiting for the dag-processor to parse dag_1 and dag_2")
+        for dag_id in ("dag_1", "dag_2"):
+            self.api.wait_for_dag(dag_id, timeout=180)
+            self.api.unpause(dag_id)
+        if self._database:
+            # The budget models the services' pools; the boot's CLI sessions (migration, health gates) fall
+            # in RDS's reserved connections. So the peak is counted from here on.
+            self._database.reset_connection_peak()
+
+    def create_nodes(self) -> None:
+        """The profile's nodes, and the EFS folder they share (workdir/efs, their DAGS_FOLDER's parent as
+        /mnt/efs/airflow is on EC2) mounted with the synthesized template's access-point semantics."""
+        if self.profile == "cluster":
             self.nodes = cluster_nodes(
                 self.aws,
                 self.workdir,
@@ -268,24 +288,17 @@ class Rehearsal:
                 flower_port=self.flower_port,
             )
             self.connection_budget = rehearsal_budget(self.nodes)
-            # The nodes' DAGS_FOLDER lies under workdir/efs, which gets EFS access-point semantics.
-            uid, gid = self.nodes[0].params["AIRFLOW_UID"], self.nodes[0].params["AIRFLOW_GID"]
-            self._shared_fs = AccessPointMount(self.workdir / "efs-backing", self.workdir / "efs", uid, gid).mount()
         else:
             self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval, api_port=self.api_port)
-        self.supervisor = Supervisor(self.workdir / "logs")
-        self._bootstrap()
-        password = self.aws.secret_value(self.aws.secret_ids["ADMIN_PASSWORD_SECRET_ID"])
-        self.api = AirflowApi(self.api_url, self.admin_user, password)
-        self.api.login()
-        log.info("rehearsal: waiting for the dag-processor to parse dag_1 and dag_2")
-        for dag_id in ("dag_1", "dag_2"):
-            self.api.wait_for_dag(dag_id, timeout=180)
-            self.api.unpause(dag_id)
-        if self._database:
-            # The budget models the services' pools; the boot's CLI sessions (migration, health gates) fall
-            # in RDS's reserved connections. So the peak is counted from here on.
-            self._database.reset_connection_peak()
+        efs = self.workdir / "efs"
+        outside = [node.name for node in self.nodes if not Path(node.params["DAGS_FOLDER"]).is_relative_to(efs)]
+        if outside:
+            raise RehearsalFailed(f"the DAGS_FOLDER of {', '.join(outside)} is not on the rehearsal's EFS ({efs})")
+        uid, gid = access_point_owner(synthesized_stack().template)
+        log.info(
+            "rehearsal: mounting %s as the EFS access point presents it (uid %s, gid %s, chown refused)", efs, uid, gid
+        )
+        self._shared_fs = AccessPointMount(self.workdir / "efs-backing", efs, uid, gid).mount()
 
     @property
     def api_node(self) -> RehearsalHost:
@@ -509,10 +522,11 @@ class Rehearsal:
         iam = self.aws.iam_report()
         release = self.aws.pipeline_config["release_label"]
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
-        facts = f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template"
+        efs = "access-point" if self._shared_fs and self._shared_fs.mounted else "none"
+        facts = f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template efs={efs}"
         if self.connection_budget is None:  # embedded: SQLite and no broker, nothing on the wire
             return f"{facts} tls=n/a"
-        return f"{facts} efs=access-point tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"
+        return f"{facts} tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"

@@ -180,6 +180,18 @@ def node_env(template: Mapping[str, Any]) -> dict[str, str]:
     return params
 
 
+def access_point_owner(template: Mapping[str, Any]) -> tuple[str, str]:
+    """The uid and gid the template's EFS access point forces on every file (its PosixUser)."""
+    posix_users = [
+        resource["Properties"]["PosixUser"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::EFS::AccessPoint"
+    ]
+    if len(posix_users) != 1:
+        raise ValueError(f"rehearsal: the template has {len(posix_users)} EFS access points, expected one")
+    return str(posix_users[0]["Uid"]), str(posix_users[0]["Gid"])
+
+
 BOOTSTRAP_COMMAND = ("bootstrap", "20-bootstrap")  # the config and key of the command that runs <role>.sh all
 
 

@@ -1,4 +1,5 @@
-"""The rehearsal's nodes against the synthesized template: node.env's key set and cfn-init's environment.
+"""The rehearsal's nodes against the synthesized template: node.env's key set, cfn-init's environment and
+the EFS access point their DAG folder lies on.
 
 These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis.
 """
@@ -6,11 +7,16 @@ These start no rehearsal: the bootstrap entry is a stand-in script, the template
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
+from rehearsal import access_point
+from rehearsal.access_point import AccessPointUnavailable
+from rehearsal.aws.stack_template import synthesized_stack
 from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
+from rehearsal.run import Rehearsal
 
 SECRET_KEYS = (
     "FERNET_KEY_SECRET_ID",
@@ -95,3 +101,42 @@ def test_a_bootstrap_needing_a_variable_cfn_init_does_not_give_fails(scheduler, 
     node.write_node_env()
     with pytest.raises(BootstrapError, match="USER: unbound variable"):
         node.phase("install")
+
+
+def test_the_embedded_dag_folder_has_the_template_access_point_semantics(tmp_path):
+    """As on EFS: a file the node writes into its DAG folder is owned by the access point's PosixUser, and
+    chown is refused (root's too, so an owner-keeping DAG sync fails here as on AWS)."""
+    rehearsal = Rehearsal("embedded", workdir=tmp_path)
+    rehearsal.aws = SeededAws()
+    try:
+        rehearsal.create_nodes()
+        dags = Path(rehearsal.nodes[0].params["DAGS_FOLDER"])
+        dags.mkdir(parents=True, exist_ok=True)
+        dag = dags / "probe.py"
+        dag.write_text("# probe\n")
+        (posix_user,) = [
+            resource["Properties"]["PosixUser"]
+            for resource in synthesized_stack().template["Resources"].values()
+            if resource["Type"] == "AWS::EFS::AccessPoint"
+        ]
+        owner = (int(posix_user["Uid"]), int(posix_user["Gid"]))
+        assert {(path.stat().st_uid, path.stat().st_gid) for path in (dags, dag)} == {owner}
+        with pytest.raises(PermissionError):
+            os.chown(dag, os.getuid(), os.getgid())
+    finally:
+        rehearsal.aws = None  # the seeded stand-in has nothing to stop
+        rehearsal.stop()
+    assert not os.path.ismount(dags.parent), "the access point stays mounted after stop()"
+
+
+def test_the_embedded_profile_refuses_to_start_without_fuse(tmp_path, monkeypatch):
+    """No plain-folder fallback: it would accept the chown the access point refuses."""
+
+    def started_anyway(*_args, **_kwargs):
+        raise AssertionError("the rehearsal started without FUSE")
+
+    monkeypatch.setattr(access_point, "FUSE_DEVICE", tmp_path / "no-fuse")
+    monkeypatch.setattr("rehearsal.aws.LocalAws", started_anyway)
+    missing = r"no-fuse is missing: bindfs needs FUSE.*--device /dev/fuse"
+    with pytest.raises(AccessPointUnavailable, match=missing), Rehearsal("embedded", workdir=tmp_path / "work"):
+        pass
