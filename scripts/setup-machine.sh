@@ -2,7 +2,8 @@
 # Installs what a make target needs on a fresh Debian machine. Safe to run again: it skips what is there.
 #   setup-machine.sh build  - headers and compiler for the virtualenv's source builds (mysqlclient)
 #   setup-machine.sh demo   - build, plus what `make demo` runs: Java for Spark, rsync for the bootstrap,
-#                             Node.js for the CDK synthesis whose IAM policies the emulator enforces
+#                             Node.js for the CDK synthesis whose IAM policies the emulator enforces,
+#                             bindfs (FUSE) for the EFS access point's semantics on the shared DAG folder
 #   setup-machine.sh        - everything the tests and the cluster rehearsal need, and starts the local
 #                             services that stand in for RDS MySQL and ElastiCache
 set -euo pipefail
@@ -10,9 +11,10 @@ set -euo pipefail
 profile=${1:-full}
 # python3-venv: the pinned uv is installed into a venv; python3-dev: Python.h for the mysqlclient build.
 build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-dev python3-venv)
-demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs)
+# bindfs brings Debian's FUSE userland with it; the kernel's /dev/fuse the rehearsal checks for itself.
+demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs bindfs)
 # chromium: the headless browser the UI test drives (playwright is only its driver; no browser is downloaded).
-full_packages=("${demo_packages[@]}" shellcheck bindfs mariadb-server redis-server npm chromium)
+full_packages=("${demo_packages[@]}" shellcheck mariadb-server redis-server npm chromium)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;

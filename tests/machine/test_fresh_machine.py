@@ -92,11 +92,12 @@ def test_targets_install_the_build_headers_before_the_virtualenv(target, tmp_pat
     assert installed_before(calls, pip_install) >= BUILD_HEADERS, calls
 
 
-def test_demo_installs_java_and_rsync_before_it_runs(tmp_path):
+def test_demo_installs_java_rsync_and_bindfs_before_it_runs(tmp_path):
     calls, result = run_make("demo", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     demo = first(calls, "venv-python -m rehearsal --profile embedded")
-    assert {"openjdk-17-jre-headless", "rsync"} <= installed_before(calls, demo), calls
+    # bindfs: the embedded node's DAG folder has the EFS access point's semantics (rehearsal/access_point.py).
+    assert {"openjdk-17-jre-headless", "rsync", "bindfs"} <= installed_before(calls, demo), calls
     # The demo needs no database or cache server.
     assert not {"mariadb-server", "redis-server"} & installed_before(calls, len(calls)), calls
 
