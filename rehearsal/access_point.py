@@ -64,7 +64,9 @@ class AccessPointMount:
         )
         if result.returncode:
             raise AccessPointUnavailable(
-                f"bindfs could not mount {self.mount_point} (is FUSE usable here?): {result.stderr.strip()}"
+                f"bindfs could not mount {self.mount_point} (is FUSE usable here? a container needs "
+                "--device /dev/fuse --cap-add SYS_ADMIN, and --security-opt apparmor:unconfined where AppArmor "
+                f"confines it): {result.stderr.strip()}"
             )
         self.mounted = True
         return self
