@@ -143,6 +143,8 @@ def test_serve_keeps_airflow_up_for_the_official_client_and_stops_everything_on_
         assert f"input={mine} rows_in=40 rows_out=40 " in summary
         # Every AWS call of the node was authorised against the synthesized template's node role.
         assert re.search(r" iam=enforced calls=[1-9]\d* denied=0 ", summary), summary
+        # Its DAG folder was the EFS access point's (bindfs), not a plain directory.
+        assert " efs=access-point " in summary, summary
         output_dir = Path(re.search(r" output=(\S+)", summary).group(1))
         assert pq.read_table(output_dir).num_rows == 40
         assert url == f"http://127.0.0.1:{port}"
