@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def node_budget(node_env: Mapping[str, str], is_unresolved=lambda value: False) 
 
 
 def check_connection_budget(
-    instance_class: str, node_envs: list[Mapping[str, str]], is_unresolved=lambda value: False
+    instance_class: str, node_envs: Sequence[Mapping[str, str]], is_unresolved=lambda value: False
 ) -> list[NodeBudget]:
     """Raise ConfigError when the nodes can open more connections than the database allows."""
     budgets = [node_budget(env, is_unresolved) for env in node_envs]
