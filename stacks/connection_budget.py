@@ -55,6 +55,8 @@ def _load_node_module():
     if str(NODE_MODULE.parent) not in sys.path:
         sys.path.append(str(NODE_MODULE.parent))
     spec = importlib.util.spec_from_file_location("airflow_bootstrap_node", NODE_MODULE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{NODE_MODULE} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
