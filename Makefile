@@ -41,10 +41,13 @@ checkov-venv: $(CHECKOV_VENV)/.installed
 machine:
 	bash scripts/setup-machine.sh
 
-# ruff's settings are in pyproject.toml; `ruff format .` rewrites what --check reports.
+# ruff's and mypy's settings are in pyproject.toml; `ruff format .` rewrites what --check reports.
+# mypy runs once per program, each with its own import roots: the CDK app, then the DAG folder.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy app.py stacks
+	$(VENV)/bin/mypy airflow_assets/dags
 
 test: machine venv checkov-venv lint
 	$(VENV)/bin/pytest -q --durations=15 tests

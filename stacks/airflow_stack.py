@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -250,7 +251,7 @@ class AirflowStack(cdk.Stack):
             construct_id: str,
             instance_type: str,
             api_server_host: str,
-            extra_sgs: list[ec2.ISecurityGroup],
+            extra_sgs: Sequence[ec2.ISecurityGroup],
         ) -> AirflowNode:
             # prod puts the scheduler node in the second AZ, so the two schedulers (one on the api-server
             # node) survive the loss of one AZ; dev keeps every node in one AZ (no cross-AZ traffic).
@@ -296,9 +297,8 @@ class AirflowStack(cdk.Stack):
         # Fail synthesis, not the first busy hour, when the nodes' pools can outgrow the database.
         check_connection_budget(config.db_instance_type, node_envs, is_unresolved=cdk.Token.is_unresolved)
         # A node boots only when it can mount the file system and its whole IAM policy is in place.
-        for role_name, member in (("api-server", api_server), ("scheduler", scheduler), ("worker", worker)):
-            if member:
-                member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role_name].policy)
+        for role_name, member in nodes.items():
+            member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role_name].policy)
         return api_server, worker
 
     def _outputs(

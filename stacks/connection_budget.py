@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,8 @@ def _load_node_module():
     if str(NODE_MODULE.parent) not in sys.path:
         sys.path.append(str(NODE_MODULE.parent))
     spec = importlib.util.spec_from_file_location("airflow_bootstrap_node", NODE_MODULE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{NODE_MODULE} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
@@ -120,7 +122,7 @@ def node_budget(node_env: Mapping[str, str], is_unresolved=lambda value: False) 
 
 
 def check_connection_budget(
-    instance_class: str, node_envs: list[Mapping[str, str]], is_unresolved=lambda value: False
+    instance_class: str, node_envs: Sequence[Mapping[str, str]], is_unresolved=lambda value: False
 ) -> list[NodeBudget]:
     """Raise ConfigError when the nodes can open more connections than the database allows."""
     budgets = [node_budget(env, is_unresolved) for env in node_envs]

@@ -9,6 +9,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
+from stacks.cfn import cfn_resource
+
 EMR_TAG_KEY = "for-use-with-amazon-emr-managed-policies"
 # The validation plugin name cdk-nag's AwsSolutionsChecks reports under; qualified ids name it.
 PLUGIN = "AwsSolutions"
@@ -50,9 +52,7 @@ def acknowledge_wildcard_resources(policy: IConstruct, statements: list[iam.Poli
 def acknowledge_checkov(scope: IConstruct, check_id: str, reason: str) -> None:
     """Acknowledge one checkov check on one resource: `scope` is a CfnResource or a construct whose
     default child is one. It is written to the resource's Metadata, where checkov reads skips."""
-    resource = scope if isinstance(scope, cdk.CfnResource) else scope.node.default_child
-    if not isinstance(resource, cdk.CfnResource):
-        raise TypeError(f"{scope.node.path} has no CloudFormation resource to acknowledge {check_id} on")
+    resource = cfn_resource(scope)
     entry = resource.get_metadata("checkov") or {"skip": []}
     entry["skip"] = [*entry["skip"], {"id": check_id, "comment": reason}]
     resource.add_metadata("checkov", entry)

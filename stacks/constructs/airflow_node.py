@@ -19,6 +19,7 @@ from constructs import Construct
 
 from airflow_assets.bootstrap.node_env_file import PATH_ON_NODE as NODE_ENV_FILE
 from airflow_assets.bootstrap.node_env_file import render as render_env_file
+from stacks.cfn import cfn_resource
 from stacks.config import REPO_ROOT
 from stacks.nag import acknowledge
 
@@ -115,7 +116,7 @@ class AirflowNode(Construct):
     ) -> ec2.CloudFormationInit:
         """`ca_bundles` maps an on-node path to the HTTPS URL cfn-init downloads it from (through the NAT gateway)."""
         stack = cdk.Stack.of(self)
-        logical_id = stack.get_logical_id(self.instance.node.default_child)
+        logical_id = stack.get_logical_id(cfn_resource(self.instance))
         cfn_init = f"/opt/aws/bin/cfn-init -v --stack {cdk.Aws.STACK_NAME} --resource {logical_id} --region {cdk.Aws.REGION} -c {CONFIG_SET}"
         reload = ec2.InitServiceRestartHandle()
         return ec2.CloudFormationInit.from_config_sets(

@@ -7,6 +7,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.cfn import typed_child
 from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
 
 INPUT_PREFIX = "input/mall_customers/"
@@ -41,7 +42,8 @@ class Buckets(Construct):
         `cdk destroy`, and that log group outlives the stack.
         """
         stack = cdk.Stack.of(self)
-        handler = stack.node.find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider").node.find_child("Handler")
+        provider = stack.node.find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+        handler = typed_child(provider, "Handler", cdk.CfnResource)
         log_group = logs.LogGroup(
             self,
             "AutoDeleteLogs",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stacks.cfn import cfn_resource
 from stacks.constructs.secrets import AWS_MANAGED_KEY, NO_ROTATION
 from stacks.nag import acknowledge, acknowledge_checkov
 
@@ -83,7 +85,10 @@ class MetadataDatabase(Construct):
             # RDS creates export log groups outside CloudFormation; a destroyable stage must not leave them behind.
             cloudwatch_logs_exports=None if removal_policy == cdk.RemovalPolicy.DESTROY else ["error", "slowquery"],
         )
-        self.secret = self.instance.secret
+        # Credentials.from_generated_secret always gives the instance a secret; aws-cdk-lib types it optional.
+        if self.instance.secret is None:
+            raise TypeError(f"{self.instance.node.path} has no master user secret")
+        self.secret: secretsmanager.ISecret = self.instance.secret
         # The CloudFormation schema data in aws-cdk-lib and cfn-lint lists full versions only, yet RDS accepts a
         # major version and picks its minor ("If a major version is specified but a minor version is not, Amazon
         # RDS defaults to a recent release of the major version"; cfn-lint issue #3849).
@@ -91,7 +96,7 @@ class MetadataDatabase(Construct):
         cdk.Validations.of(self.instance).acknowledge(
             cdk.Acknowledgment(id="CloudFormation-Validate::E9006", reason=major_only)
         )
-        self.instance.node.default_child.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3691"]}})
+        cfn_resource(self.instance).add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3691"]}})
         # instance.secret is the target attachment; the secret itself is the "Secret" child.
         acknowledge(self.instance.node.find_child("Secret"), "AwsSolutions-SMG4", NO_ROTATION)
         acknowledge_checkov(self.instance.node.find_child("Secret"), "CKV_AWS_149", AWS_MANAGED_KEY)

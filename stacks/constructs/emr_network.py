@@ -12,6 +12,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from stacks.cfn import cfn_resource
 from stacks.nag import EMR_TAG_KEY
 
 SERVICE_ACCESS_PORT = 9443
@@ -35,8 +36,7 @@ def keep_default_egress_out(group: ec2.SecurityGroup) -> None:
     the group is then created bare and keeps allow-all next to the declared rules. The placeholder,
     restored here, matches no packet, so the separate rules are the whole egress.
     """
-    cfn = group.node.default_child
-    cfn.add_property_override("SecurityGroupEgress", [MATCH_NO_TRAFFIC])
+    cfn_resource(group).add_property_override("SecurityGroupEgress", [MATCH_NO_TRAFFIC])
 
 
 class EmrSecurityGroups(Construct):

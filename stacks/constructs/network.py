@@ -8,6 +8,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from airflow_assets.bootstrap.node_env_file import DEFAULTS as NODE_ENV_DEFAULTS
+from stacks.cfn import typed_child
 from stacks.nag import EMR_TAG_KEY, LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
 
 # The ports the nodes listen on: node.env's defaults are their one definition; the stack opens them here
@@ -68,7 +69,8 @@ class Network(Construct):
         `cdk destroy` removes after the handler's last run (it runs again on delete), or Lambda would
         create /aws/lambda/<handler> outside the stack and leave it behind."""
         stack = cdk.Stack.of(self)
-        handler = stack.node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider").node.find_child("Handler")
+        provider = stack.node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        handler = typed_child(provider, "Handler", cdk.CfnResource)
         acknowledge_cdk_handler(
             handler,
             "aws-cdk-lib's handler that revokes the VPC default security group's rules (runs only during deployment)",

@@ -72,7 +72,7 @@ class AirflowSecrets(Construct):
             description="Password of the Airflow admin UI user",
         )
         # Flower runs on the worker node, whose role must not read the admin password (contracts §3).
-        self.flower_password = (
+        self._flower_password = (
             generated_secret(
                 self,
                 "FlowerPassword",
@@ -83,6 +83,13 @@ class AirflowSecrets(Construct):
             if with_flower
             else None
         )
+
+    @property
+    def flower_password(self) -> secretsmanager.Secret:
+        """Only a stack with a Celery worker runs Flower and creates its password."""
+        if self._flower_password is None:
+            raise ValueError(f"{self.node.path} was created with_flower=False: it holds no Flower password")
+        return self._flower_password
 
     @property
     def all(self) -> tuple[secretsmanager.Secret, ...]:

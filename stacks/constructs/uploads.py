@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from stacks.cfn import typed_child
 from stacks.nag import (
     LOG_GROUP_DEFAULT_ENCRYPTION,
     acknowledge,
@@ -73,7 +75,7 @@ class RepoUploads(Construct):
         )
         # aws-cdk-lib retains the handler's log group by default; a destroyable stage must leave nothing
         # behind, and the group must outlive the uploads, whose deletion still invokes the handler.
-        log_group = handler.node.find_child("LogGroup")
+        log_group = typed_child(handler, "LogGroup", logs.LogGroup)
         log_group.apply_removal_policy(removal_policy)
         acknowledge_checkov(log_group, "CKV_AWS_158", "output of the upload handler: " + LOG_GROUP_DEFAULT_ENCRYPTION)
         for upload in uploads:
@@ -81,7 +83,7 @@ class RepoUploads(Construct):
         self._acknowledge(handler, asset_bucket, [code_bucket] + ([data_bucket] if dataset is not None else []))
 
     @staticmethod
-    def _acknowledge(handler: Construct, asset_bucket: s3.IBucket, destinations: list[s3.IBucket]) -> None:
+    def _acknowledge(handler: IConstruct, asset_bucket: s3.IBucket, destinations: list[s3.IBucket]) -> None:
         acknowledge(
             handler,
             "AwsSolutions-L1",

@@ -65,8 +65,8 @@ class EmrPipelineVariable:
             for name in _NUMBERS
             if not _is_number(getattr(self, name))
         ]
-        if run_timeout_problem(self.run_timeout_seconds):
-            problems.append(run_timeout_problem(self.run_timeout_seconds))
+        if timeout_problem := run_timeout_problem(self.run_timeout_seconds):
+            problems.append(timeout_problem)
         if self.sensor_mode not in SENSOR_MODES:
             problems.append(f"sensor_mode must be one of {list(SENSOR_MODES)}, not {self.sensor_mode!r}")
         if not isinstance(self.cluster_tags, Mapping):
