@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
+from stacks.config import DEFAULTS
 
-# The deployed default (stacks/config.py); its Spark line decides which local Spark runs the steps.
-SEEDED_RELEASE_LABEL = "emr-7.10.0"
+# The deployed default (cdk.json); its Spark line decides which local Spark runs the steps.
+SEEDED_RELEASE_LABEL = DEFAULTS["emr_release_label"]
 
 RESOURCE_PREFIX = "airflow-emr"
 DATA_BUCKET = f"{RESOURCE_PREFIX}-data"
@@ -104,11 +105,12 @@ def seed(
         steps_uri=f"s3://{CODE_BUCKET}/{STEPS_PREFIX}",
         input_uri=f"s3://{DATA_BUCKET}/{INPUT_KEY}",
         output_uri=f"s3://{DATA_BUCKET}/{OUTPUT_PREFIX}",
-        hive_database="mall",
-        primary_instance_type="m5.xlarge",
-        core_instance_type="m5.xlarge",
-        core_instance_count=0,
-        idle_timeout_seconds=3600,
+        # The deployed defaults (cdk.json), as the stack renders them without overrides.
+        hive_database=DEFAULTS["hive_database"],
+        primary_instance_type=DEFAULTS["emr_primary_instance_type"],
+        core_instance_type=DEFAULTS["emr_core_instance_type"],
+        core_instance_count=DEFAULTS["emr_core_instance_count"],
+        idle_timeout_seconds=DEFAULTS["emr_idle_timeout_seconds"],
         # What the stack renders (contracts §1): AmazonEMRServicePolicy_v2's tag and the ownership tag.
         cluster_tags={"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
         sender_email=sender_email,
