@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 from airflow_assets.bootstrap import node_env_file  # noqa: E402
-from rehearsal.aws.cfn_values import render  # noqa: E402  (tokens shown as <Ref> / <Res.Attr>)
+from stacks.cfn_values import render  # noqa: E402  (tokens shown as <Ref> / <Res.Attr>)
 
 # name -> context overrides; together they cover every branch of the stack.
 VARIANTS: dict[str, dict] = {

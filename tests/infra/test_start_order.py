@@ -10,6 +10,7 @@ import urllib.request
 import boto3
 import pytest
 
+from stacks.cfn_values import references
 from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
@@ -23,27 +24,6 @@ from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E
 from rehearsal.supervisor import Supervisor  # noqa: E402
 
 
-def _references(value) -> set[str]:
-    """Logical ids a template value points at (Ref, Fn::GetAtt, Fn::Sub's ${Id} / ${Id.Attr})."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
-                found |= _references(inner[1] if isinstance(inner, list) else {})
-            else:
-                found |= _references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= _references(inner)
-    return found
-
-
 def created_before(template: dict) -> dict[str, set[str]]:
     """logical id -> every resource CloudFormation must complete before creating it (transitively)."""
     resources = template["Resources"]
@@ -51,9 +31,9 @@ def created_before(template: dict) -> dict[str, set[str]]:
     for logical_id, resource in resources.items():
         depends = resource.get("DependsOn", [])
         depends = [depends] if isinstance(depends, str) else depends
-        direct[logical_id] = (
-            set(depends) | _references({k: v for k, v in resource.items() if k != "DependsOn"})
-        ) & set(resources)
+        direct[logical_id] = (set(depends) | references({k: v for k, v in resource.items() if k != "DependsOn"})) & set(
+            resources
+        )
     closure: dict[str, set[str]] = {}
 
     def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:
