@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3_assets as s3_assets
@@ -12,7 +10,6 @@ from constructs import Construct
 from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 from stacks.config import REPO_ROOT, DeploymentConfig
 from stacks.connection_budget import check_connection_budget
-from stacks.constructs import buckets as layout
 from stacks.constructs.airflow_node import ASSETS_DIR, REQUIREMENTS_FILE, AirflowNode
 from stacks.constructs.broker import Broker
 from stacks.constructs.buckets import Buckets
@@ -33,23 +30,13 @@ from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
 from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID, MOUNT_POINT, SharedFileSystem
 from stacks.constructs.uploads import ASSET_EXCLUDES, RepoUploads
+from stacks.s3_layout import EMR_STEPS_PREFIX, INPUT_PREFIX, PipelineUris
 from stacks.start_order import STARTS_AFTER
 
 AIRFLOW_ASSETS_DIR = REPO_ROOT / "airflow_assets"
 EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
 AIRFLOW_HOME = "/opt/airflow"
 SERVICE_USER = "airflow"
-
-
-@dataclass(frozen=True)
-class PipelineUris:
-    """The S3 locations of contracts §5 (input/output may point outside the stack's buckets)."""
-
-    input: str
-    output: str
-    steps: str
-    emr_logs: str
-    airflow_logs: str
 
 
 class AirflowStack(cdk.Stack):
@@ -101,12 +88,12 @@ class AirflowStack(cdk.Stack):
             existing_identities=config.existing_ses_identities,
         )
 
-        uris = PipelineUris(
-            input=config.input_uri or Buckets.uri(buckets.data, layout.INPUT_PREFIX + "Mall_Customers.csv"),
-            output=config.output_uri or Buckets.uri(buckets.data, layout.OUTPUT_PREFIX),
-            steps=Buckets.uri(buckets.code, layout.EMR_STEPS_PREFIX),
-            emr_logs=Buckets.uri(buckets.logs, layout.EMR_LOG_PREFIX),
-            airflow_logs=Buckets.uri(buckets.logs, layout.AIRFLOW_LOG_PREFIX),
+        uris = PipelineUris.in_buckets(
+            data_bucket=buckets.data.bucket_name,
+            logs_bucket=buckets.logs.bucket_name,
+            code_bucket=buckets.code.bucket_name,
+            input_uri=config.input_uri,
+            output_uri=config.output_uri,
         )
         emr_roles = EmrRoles(
             self,
@@ -121,11 +108,11 @@ class AirflowStack(cdk.Stack):
             "Uploads",
             emr_steps_dir=EMR_STEPS_DIR,
             code_bucket=buckets.code,
-            code_prefix=layout.EMR_STEPS_PREFIX,
+            code_prefix=EMR_STEPS_PREFIX,
             # The sample is uploaded only when the pipeline reads it.
             dataset=config.dataset_path if config.input_uri is None else None,
             data_bucket=buckets.data,
-            dataset_prefix=layout.INPUT_PREFIX,
+            dataset_prefix=INPUT_PREFIX,
             asset_bucket=assets.bucket,
             removal_policy=removal,
         )

@@ -1,4 +1,6 @@
-"""S3 buckets: data (input CSV, Parquet output), logs (Airflow and EMR), code (EMR steps), access logs."""
+"""S3 buckets: data (input CSV, Parquet output), logs (Airflow and EMR), code (EMR steps), access logs.
+
+What goes under which prefix is stacks/s3_layout.py's."""
 
 from __future__ import annotations
 
@@ -8,12 +10,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
-
-INPUT_PREFIX = "input/mall_customers/"
-OUTPUT_PREFIX = "output/customers_by_spending_score/"
-AIRFLOW_LOG_PREFIX = "airflow/"
-EMR_LOG_PREFIX = "emr/"
-EMR_STEPS_PREFIX = "emr_steps/"
 
 
 class Buckets(Construct):
@@ -79,7 +75,3 @@ class Buckets(Construct):
                 "dev stage: `cdk destroy` empties and removes the bucket, so old versions would protect nothing; the prod stage is versioned",
             )
         return bucket
-
-    @staticmethod
-    def uri(bucket: s3.IBucket, key: str = "") -> str:
-        return f"s3://{bucket.bucket_name}/{key}"
