@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
+from stacks.outputs import add_output
 
 
 class Buckets(Construct):
@@ -29,6 +30,14 @@ class Buckets(Construct):
         self.code = self._bucket("Code", access_logs=self.access_logs)
         if self._destroyable:
             self._own_auto_delete_logs()
+        add_output(self, "DataBucketName", value=self.data.bucket_name, description="input CSV and Parquet output")
+        add_output(
+            self,
+            "LogsBucketName",
+            value=self.logs.bucket_name,
+            description="Airflow task logs (airflow/) and EMR logs (emr/)",
+        )
+        add_output(self, "CodeBucketName", value=self.code.bucket_name, description="EMR steps (emr_steps/)")
 
     def _own_auto_delete_logs(self) -> None:
         """Give aws-cdk-lib's auto-delete handler a log group that `cdk destroy` removes last.
