@@ -1,4 +1,4 @@
-"""The nodes start in the order of the synthesized template's dependency graph, and each node's health
+"""The nodes start in the order of the synthesized template's dependency graph, and each node's health.
 gate passes while the nodes created after it do not exist yet (CloudFormation creates an instance only
 after everything it depends on is complete, an instance with a CreationPolicy only once it signalled)."""
 
@@ -10,18 +10,16 @@ import urllib.request
 import boto3
 import pytest
 
+from rehearsal.aws.api_gate import GatedMotoServer
+from rehearsal.aws.seed import _create_secrets
+from rehearsal.aws.stack_template import template_nodes
+from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port
+from rehearsal.supervisor import Supervisor
 from stacks.cfn_values import references
 from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
 from .infra_support import VARIANTS, node_env, parse_env
-
-sys.path.insert(0, str(REPO_ROOT))
-from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
-from rehearsal.aws.seed import _create_secrets  # noqa: E402
-from rehearsal.aws.stack_template import template_nodes  # noqa: E402
-from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E402
-from rehearsal.supervisor import Supervisor  # noqa: E402
 
 
 def created_before(template: dict) -> dict[str, set[str]]:
