@@ -109,31 +109,7 @@ class AirflowStack(cdk.Stack):
             removal_policy=removal,
         )
 
-        # The worker node runs task code, so it gets a role of its own that cannot read the metadata DB
-        # master secret, the JWT secret, the Fernet seed or the admin password (contracts §3).
-        node_roles = {"scheduler": AirflowNodeRole(self, "NodeRole")}
-        node_roles["api-server"] = node_roles["scheduler"]
-        if config.uses_celery:
-            node_roles["worker"] = AirflowNodeRole(self, "WorkerRole")
-        for secret in (*secrets.all, database.secret, *([broker.auth_secret] if broker else [])):
-            secret.grant_read(node_roles["scheduler"].role)
-        if broker:
-            for secret in (secrets.api_secret_key, broker.auth_secret, secrets.flower_password):
-                secret.grant_read(node_roles["worker"].role)
-        for node_role in dict.fromkeys(node_roles.values()):
-            node_role.allow(
-                # emr_logs: the outcome mail quotes the steps' failure summaries written there.
-                *s3_read(uris.steps),
-                *s3_read(uris.input),
-                *s3_read(uris.output),
-                *s3_read(uris.emr_logs),
-                *s3_write(uris.airflow_logs),
-                wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
-            )
-            node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)
-            node_role.acknowledge_asset_grant(assets.bucket)
-            mail.grant_send(node_role.role)
-            shared_fs.grant_mount(node_role.role)
+        node_roles = self._node_roles(secrets, database, broker, uris, emr_roles, assets, mail, shared_fs)
 
         self.emr_pipeline = self._emr_pipeline(network, emr_sgs, emr_roles, uris)
         pipeline_json = self.to_json_string(self.emr_pipeline.to_dict())
@@ -166,6 +142,46 @@ class AirflowStack(cdk.Stack):
         add_output(
             self, "EmrPipelineVariable", value=pipeline_json, description="value of the Airflow Variable emr_pipeline"
         )
+
+    def _node_roles(
+        self,
+        secrets: AirflowSecrets,
+        database: MetadataDatabase,
+        broker: Broker | None,
+        uris: PipelineUris,
+        emr_roles: EmrRoles,
+        assets: s3_assets.Asset,
+        mail: Mail,
+        shared_fs: SharedFileSystem,
+    ) -> dict[str, AirflowNodeRole]:
+        """The IAM role of each node role, with what it may read, write and start."""
+        config = self.config
+        # The worker node runs task code, so it gets a role of its own that cannot read the metadata DB
+        # master secret, the JWT secret, the Fernet seed or the admin password (contracts §3).
+        node_roles = {"scheduler": AirflowNodeRole(self, "NodeRole")}
+        node_roles["api-server"] = node_roles["scheduler"]
+        if config.uses_celery:
+            node_roles["worker"] = AirflowNodeRole(self, "WorkerRole")
+        for secret in (*secrets.all, database.secret, *([broker.auth_secret] if broker else [])):
+            secret.grant_read(node_roles["scheduler"].role)
+        if broker:
+            for secret in (secrets.api_secret_key, broker.auth_secret, secrets.flower_password):
+                secret.grant_read(node_roles["worker"].role)
+        for node_role in dict.fromkeys(node_roles.values()):
+            node_role.allow(
+                # emr_logs: the outcome mail quotes the steps' failure summaries written there.
+                *s3_read(uris.steps),
+                *s3_read(uris.input),
+                *s3_read(uris.output),
+                *s3_read(uris.emr_logs),
+                *s3_write(uris.airflow_logs),
+                wildcard_reason="Airflow task logs, EMR steps and pipeline data have run-time object names; each wildcard is confined to one prefix of contracts §5",
+            )
+            node_role.allow_emr_job_flows(service_role=emr_roles.service_role, instance_role=emr_roles.instance_role)
+            node_role.acknowledge_asset_grant(assets.bucket)
+            mail.grant_send(node_role.role)
+            shared_fs.grant_mount(node_role.role)
+        return node_roles
 
     def _emr_pipeline(
         self, network: Network, emr_sgs: EmrSecurityGroups, emr_roles: EmrRoles, uris: PipelineUris
