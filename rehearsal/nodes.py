@@ -173,7 +173,7 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
     pipeline["poll_interval_seconds"] = poll_interval
     logs_bucket = pipeline["log_uri"].removeprefix("s3://").split("/", 1)[0]
     return {
-        "STAGE": "dev",
+        "STAGE": template["STAGE"],  # the stage the synthesized stack renders (cdk.json default)
         "AWS_REGION": aws.region,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         "AIRFLOW_VENV": str(venv),
