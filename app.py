@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -14,16 +13,15 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.airflow_stack import AirflowStack
-from stacks.config import ConfigError, context_keys, parse_config
-
-CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
+from stacks.config import ConfigError, cdk_json_context, context_keys, parse_config
 
 
 def build_app(overrides: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """The whole app. cdk.json's context is the base even without the CDK CLI (`python app.py`),
     the CLI's -c values come next, and `overrides` (used by tests) win over both."""
-    defaults = json.loads(CDK_JSON.read_text())["context"]
-    app = cdk.App(context=defaults, post_cli_context=dict(overrides or {}), outdir=outdir, analytics_reporting=False)
+    app = cdk.App(
+        context=cdk_json_context(), post_cli_context=dict(overrides or {}), outdir=outdir, analytics_reporting=False
+    )
     raw = {key: app.node.try_get_context(key) for key in context_keys()}
     config = parse_config({key: value for key, value in raw.items() if value is not None})
     # Region only, no account: synthesis stays offline and needs no credentials or lookups.

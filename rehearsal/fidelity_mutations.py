@@ -224,7 +224,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         (
             Check(
-                pytest("tests/infra/test_constructs.py::test_database_mysql_84_tls_only_encrypted_and_private"),
+                pytest("tests/infra/test_database.py::test_database_mysql_84_tls_only_encrypted_and_private"),
                 (r"require_secure_transport",),
             ),
             Check(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from airflow_assets.bootstrap import node_env_file
 from rehearsal.aws.stack_template import TemplateNode, synthesized_stack, template_nodes
+from stacks import s3_layout
 from stacks.config import REPO_ROOT
 
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
@@ -172,7 +173,7 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
     pipeline["poll_interval_seconds"] = poll_interval
     logs_bucket = pipeline["log_uri"].removeprefix("s3://").split("/", 1)[0]
     return {
-        "STAGE": "dev",
+        "STAGE": template["STAGE"],  # the stage the synthesized stack renders (cdk.json default)
         "AWS_REGION": aws.region,
         "AWS_ENDPOINT_URL": aws.endpoint_url,
         "AIRFLOW_VENV": str(venv),
@@ -184,7 +185,7 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
         "AIRFLOW_GID": template["AIRFLOW_GID"],
         "DAGS_SOURCE_DIR": str(DAGS_SOURCE_DIR),
         "DAGS_FOLDER": str(workdir / "efs" / "dags"),
-        "REMOTE_LOG_URI": f"s3://{logs_bucket}/airflow/",
+        "REMOTE_LOG_URI": s3_layout.s3_uri(logs_bucket, s3_layout.AIRFLOW_LOG_PREFIX),
         "EMR_PIPELINE_JSON": json.dumps(pipeline, separators=(",", ":")),
         "PROCESS_MANAGER": "external",
         **aws.secret_ids,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -13,44 +12,26 @@ from constructs import Construct
 from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
 from stacks.config import REPO_ROOT, DeploymentConfig
 from stacks.connection_budget import check_connection_budget
-from stacks.constructs import buckets as layout
-from stacks.constructs.airflow_node import ASSETS_DIR, REQUIREMENTS_FILE, AirflowNode
+from stacks.constructs.airflow_node import AirflowNode, ClusterEnvironment
 from stacks.constructs.broker import Broker
 from stacks.constructs.buckets import Buckets
-from stacks.constructs.database import CA_BUNDLE_PATH, CA_BUNDLE_URL, DATABASE_NAME, MetadataDatabase
+from stacks.constructs.database import CA_BUNDLE_PATH, CA_BUNDLE_URL, MetadataDatabase
 from stacks.constructs.dns import ClusterDns
 from stacks.constructs.emr_network import EmrSecurityGroups
 from stacks.constructs.emr_roles import EmrRoles
 from stacks.constructs.mail import Mail
-from stacks.constructs.network import (
-    API_SERVER_PORT,
-    FLOWER_PORT,
-    TRIGGERER_LOG_SERVER_PORT,
-    WORKER_LOG_SERVER_PORT,
-    Network,
-)
+from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, Network
 from stacks.constructs.node_role import STACK_TAG_KEY, AirflowNodeRole, cluster_tags
 from stacks.constructs.s3_access import s3_read, s3_write
 from stacks.constructs.secrets import AirflowSecrets
-from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID, MOUNT_POINT, SharedFileSystem
+from stacks.constructs.shared_fs import MOUNT_POINT, SharedFileSystem
 from stacks.constructs.uploads import ASSET_EXCLUDES, RepoUploads
+from stacks.outputs import add_output
+from stacks.s3_layout import EMR_STEPS_PREFIX, INPUT_PREFIX, PipelineUris
 from stacks.start_order import STARTS_AFTER
 
 AIRFLOW_ASSETS_DIR = REPO_ROOT / "airflow_assets"
 EMR_STEPS_DIR = REPO_ROOT / "emr_steps"
-AIRFLOW_HOME = "/opt/airflow"
-SERVICE_USER = "airflow"
-
-
-@dataclass(frozen=True)
-class PipelineUris:
-    """The S3 locations of contracts §5 (input/output may point outside the stack's buckets)."""
-
-    input: str
-    output: str
-    steps: str
-    emr_logs: str
-    airflow_logs: str
 
 
 class AirflowStack(cdk.Stack):
@@ -102,12 +83,12 @@ class AirflowStack(cdk.Stack):
             existing_identities=config.existing_ses_identities,
         )
 
-        uris = PipelineUris(
-            input=config.input_uri or Buckets.uri(buckets.data, layout.INPUT_PREFIX + "Mall_Customers.csv"),
-            output=config.output_uri or Buckets.uri(buckets.data, layout.OUTPUT_PREFIX),
-            steps=Buckets.uri(buckets.code, layout.EMR_STEPS_PREFIX),
-            emr_logs=Buckets.uri(buckets.logs, layout.EMR_LOG_PREFIX),
-            airflow_logs=Buckets.uri(buckets.logs, layout.AIRFLOW_LOG_PREFIX),
+        uris = PipelineUris.in_buckets(
+            data_bucket=buckets.data.bucket_name,
+            logs_bucket=buckets.logs.bucket_name,
+            code_bucket=buckets.code.bucket_name,
+            input_uri=config.input_uri,
+            output_uri=config.output_uri,
         )
         emr_roles = EmrRoles(
             self,
@@ -122,15 +103,62 @@ class AirflowStack(cdk.Stack):
             "Uploads",
             emr_steps_dir=EMR_STEPS_DIR,
             code_bucket=buckets.code,
-            code_prefix=layout.EMR_STEPS_PREFIX,
+            code_prefix=EMR_STEPS_PREFIX,
             # The sample is uploaded only when the pipeline reads it.
             dataset=config.dataset_path if config.input_uri is None else None,
             data_bucket=buckets.data,
-            dataset_prefix=layout.INPUT_PREFIX,
+            dataset_prefix=INPUT_PREFIX,
             asset_bucket=assets.bucket,
             removal_policy=removal,
         )
 
+        node_roles = self._node_roles(secrets, database, broker, uris, emr_roles, assets, mail, shared_fs)
+
+        self.emr_pipeline = self._emr_pipeline(network, emr_sgs, emr_roles, uris)
+        pipeline_json = self.to_json_string(self.emr_pipeline.to_dict())
+        environment = ClusterEnvironment(
+            stage=config.stage,
+            region=config.region,
+            executor=config.executor,
+            scheduler_count=config.scheduler_count,
+            api_server_workers=config.api_server_workers,
+            database=database,
+            broker=broker,
+            secrets=secrets,
+            remote_log_uri=uris.airflow_logs,
+            emr_pipeline_json=pipeline_json,
+        )
+        nodes = self._nodes(network, node_roles, assets, shared_fs, environment)
+        nodes["api-server"].add_port_forward_output(
+            "UiPortForwardCommand",
+            port=API_SERVER_PORT,
+            description=f"run, then open http://localhost:{API_SERVER_PORT} (user admin)",
+        )
+        if "worker" in nodes:
+            nodes["worker"].add_port_forward_output(
+                "FlowerPortForwardCommand",
+                port=FLOWER_PORT,
+                description=f"run, then open http://localhost:{FLOWER_PORT}",
+            )
+        add_output(self, "InputUri", value=uris.input, description="CSV read by the EMR pipeline")
+        add_output(self, "OutputUri", value=uris.output, description="Parquet written by the EMR pipeline")
+        add_output(
+            self, "EmrPipelineVariable", value=pipeline_json, description="value of the Airflow Variable emr_pipeline"
+        )
+
+    def _node_roles(
+        self,
+        secrets: AirflowSecrets,
+        database: MetadataDatabase,
+        broker: Broker | None,
+        uris: PipelineUris,
+        emr_roles: EmrRoles,
+        assets: s3_assets.Asset,
+        mail: Mail,
+        shared_fs: SharedFileSystem,
+    ) -> dict[str, AirflowNodeRole]:
+        """The IAM role of each node role, with what it may read, write and start."""
+        config = self.config
         # The worker node runs task code, so it gets a role of its own that cannot read the metadata DB
         # master secret, the JWT secret, the Fernet seed or the admin password (contracts §3).
         node_roles = {"scheduler": AirflowNodeRole(self, "NodeRole")}
@@ -156,8 +184,14 @@ class AirflowStack(cdk.Stack):
             node_role.acknowledge_asset_grant(assets.bucket)
             mail.grant_send(node_role.role)
             shared_fs.grant_mount(node_role.role)
+        return node_roles
 
-        self.emr_pipeline = EmrPipelineVariable(
+    def _emr_pipeline(
+        self, network: Network, emr_sgs: EmrSecurityGroups, emr_roles: EmrRoles, uris: PipelineUris
+    ) -> EmrPipelineVariable:
+        """The Airflow Variable emr_pipeline (contracts §1) the scheduler node stores."""
+        config = self.config
+        return EmrPipelineVariable(
             region=config.region,
             release_label=config.emr_release_label,
             service_role=emr_roles.service_role.role_name,
@@ -179,59 +213,6 @@ class AirflowStack(cdk.Stack):
             sender_email=config.sender_email,
             alert_email=config.alert_email,
         )
-        node_env = self._node_env(database, broker, secrets, uris)
-        api_server, worker = self._nodes(network, node_roles, assets, shared_fs, node_env)
-        self._outputs(api_server, worker, buckets, database, broker, secrets, uris)
-
-    def _node_env(
-        self, database: MetadataDatabase, broker: Broker | None, secrets: AirflowSecrets, uris: PipelineUris
-    ) -> dict[str, str]:
-        """node.env of contracts §4, common to every node (secret ARNs only, never values)."""
-        config = self.config
-        return {
-            "STAGE": config.stage,
-            "AWS_REGION": config.region,
-            "AIRFLOW_HOME": AIRFLOW_HOME,
-            "AIRFLOW_VENV": f"{AIRFLOW_HOME}/venv",
-            "AIRFLOW_USER": SERVICE_USER,
-            # The EFS access point forces this uid/gid, so files the services write there are their own.
-            "AIRFLOW_UID": str(AIRFLOW_UID),
-            "AIRFLOW_GID": str(AIRFLOW_GID),
-            "AIRFLOW_REQUIREMENTS": REQUIREMENTS_FILE,
-            "DAGS_FOLDER": f"{MOUNT_POINT}/dags",
-            "DAGS_SOURCE_DIR": f"{ASSETS_DIR}/dags",
-            "EXECUTOR": config.executor,
-            "SCHEDULER_COUNT": str(config.scheduler_count),
-            "API_SERVER_WORKERS": str(config.api_server_workers),
-            "API_SERVER_PORT": str(API_SERVER_PORT),
-            "WORKER_LOG_SERVER_PORT": str(WORKER_LOG_SERVER_PORT),
-            "TRIGGERER_LOG_SERVER_PORT": str(TRIGGERER_LOG_SERVER_PORT),
-            "DB_HOST": database.host,
-            "DB_PORT": database.instance.db_instance_endpoint_port,
-            "DB_NAME": DATABASE_NAME,
-            "DB_SECRET_ID": database.secret.secret_arn,
-            # The bootstrap then verifies the RDS certificate and host name, not only encrypts.
-            "DB_TLS": "true",
-            "DB_CA_BUNDLE": CA_BUNDLE_PATH,
-            **(
-                {
-                    "REDIS_HOST": broker.host,
-                    "REDIS_PORT": broker.replication_group.attr_primary_end_point_port,
-                    "REDIS_TLS": "true",
-                    "REDIS_AUTH_SECRET_ID": broker.auth_secret.secret_arn,
-                    "FLOWER_PASSWORD_SECRET_ID": secrets.flower_password.secret_arn,
-                    "FLOWER_PORT": str(FLOWER_PORT),
-                }
-                if broker
-                else {}
-            ),
-            "FERNET_KEY_SECRET_ID": secrets.fernet_seed.secret_arn,
-            "JWT_SECRET_SECRET_ID": secrets.jwt_secret.secret_arn,
-            "API_SECRET_KEY_SECRET_ID": secrets.api_secret_key.secret_arn,
-            "ADMIN_PASSWORD_SECRET_ID": secrets.admin_password.secret_arn,
-            "REMOTE_LOG_URI": uris.airflow_logs,
-            "EMR_PIPELINE_JSON": self.to_json_string(self.emr_pipeline.to_dict()),
-        }
 
     def _nodes(
         self,
@@ -239,12 +220,10 @@ class AirflowStack(cdk.Stack):
         node_roles: dict[str, AirflowNodeRole],
         assets: s3_assets.Asset,
         shared_fs: SharedFileSystem,
-        node_env: dict[str, str],
-    ):
+        environment: ClusterEnvironment,
+    ) -> dict[str, AirflowNode]:
+        """The nodes by role, in creation order, each starting after the nodes STARTS_AFTER names."""
         config = self.config
-
-        private = network.vpc.private_subnets
-        node_envs: list[dict[str, str]] = []
 
         def node(
             role_name: str,
@@ -253,21 +232,18 @@ class AirflowStack(cdk.Stack):
             api_server_host: str,
             extra_sgs: Sequence[ec2.ISecurityGroup],
         ) -> AirflowNode:
-            # prod puts the scheduler node in the second AZ, so the two schedulers (one on the api-server
-            # node) survive the loss of one AZ; dev keeps every node in one AZ (no cross-AZ traffic).
-            subnet = private[1] if config.is_prod and role_name == "scheduler" else private[0]
-            node_envs.append({"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host})
             return AirflowNode(
                 self,
                 construct_id,
                 role_name=role_name,
                 vpc=network.vpc,
-                subnets=ec2.SubnetSelection(subnets=[subnet]),
+                subnets=network.airflow_node_subnets(role_name, spread_schedulers=config.is_prod),
                 security_groups=[network.airflow_nodes_sg, *extra_sgs],
                 instance_type=instance_type,
                 iam_role=node_roles[role_name].role,
                 assets=assets,
-                node_env={"AIRFLOW_ROLE": role_name, **node_env, "API_SERVER_HOST": api_server_host},
+                environment=environment,
+                api_server_host=api_server_host,
                 ca_bundles={CA_BUNDLE_PATH: CA_BUNDLE_URL},
                 fstab_line=shared_fs.fstab_line,
                 mount_point=MOUNT_POINT,
@@ -278,78 +254,19 @@ class AirflowStack(cdk.Stack):
         dns = ClusterDns(self, "Dns", vpc=network.vpc)
         # The scheduler node migrates the metadata DB, so it is created first; the api-server and the
         # worker start once it has passed its health check (STARTS_AFTER). They find the api-server by name.
-        scheduler = node("scheduler", "Scheduler", config.scheduler_instance_type, dns.api_server_host, [])
-        api_server = node("api-server", "ApiServer", config.api_server_instance_type, "127.0.0.1", ui_sgs)
-        dns.point_api_server_at(api_server.instance)
-        worker = (
-            node("worker", "Worker", config.worker_instance_type, dns.api_server_host, [])
-            if config.uses_celery
-            else None
-        )
-        nodes = {
-            role: member
-            for role, member in (("scheduler", scheduler), ("api-server", api_server), ("worker", worker))
-            if member
-        }
+        nodes = {"scheduler": node("scheduler", "Scheduler", config.scheduler_instance_type, dns.api_server_host, [])}
+        nodes["api-server"] = node("api-server", "ApiServer", config.api_server_instance_type, "127.0.0.1", ui_sgs)
+        dns.point_api_server_at(nodes["api-server"].instance)
+        if config.uses_celery:
+            nodes["worker"] = node("worker", "Worker", config.worker_instance_type, dns.api_server_host, [])
         for role, member in nodes.items():
             for before in STARTS_AFTER[role]:
                 member.node.add_dependency(nodes[before])
         # Fail synthesis, not the first busy hour, when the nodes' pools can outgrow the database.
-        check_connection_budget(config.db_instance_type, node_envs, is_unresolved=cdk.Token.is_unresolved)
+        check_connection_budget(
+            config.db_instance_type, [member.env for member in nodes.values()], is_unresolved=cdk.Token.is_unresolved
+        )
         # A node boots only when it can mount the file system and its whole IAM policy is in place.
-        for role_name, member in nodes.items():
-            member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role_name].policy)
-        return api_server, worker
-
-    def _outputs(
-        self,
-        api_server: AirflowNode,
-        worker: AirflowNode | None,
-        buckets: Buckets,
-        database: MetadataDatabase,
-        broker: Broker | None,
-        secrets: AirflowSecrets,
-        uris: PipelineUris,
-    ) -> None:
-        def port_forward(instance: ec2.Instance, port: int) -> str:
-            return (
-                f"aws ssm start-session --region {self.region} --target {instance.instance_id} "
-                "--document-name AWS-StartPortForwardingSession "
-                f'--parameters \'{{"portNumber":["{port}"],"localPortNumber":["{port}"]}}\''
-            )
-
-        outputs = {
-            "UiPortForwardCommand": (
-                port_forward(api_server.instance, API_SERVER_PORT),
-                f"run, then open http://localhost:{API_SERVER_PORT} (user admin)",
-            ),
-            "AdminPasswordCommand": (
-                f"aws secretsmanager get-secret-value --region {self.region} --secret-id {secrets.admin_password.secret_arn} --query SecretString --output text",
-                "prints the admin password (the value is not in the template)",
-            ),
-            "DataBucketName": (buckets.data.bucket_name, "input CSV and Parquet output"),
-            "LogsBucketName": (buckets.logs.bucket_name, "Airflow task logs (airflow/) and EMR logs (emr/)"),
-            "CodeBucketName": (buckets.code.bucket_name, "EMR steps (emr_steps/)"),
-            "InputUri": (uris.input, "CSV read by the EMR pipeline"),
-            "OutputUri": (uris.output, "Parquet written by the EMR pipeline"),
-            "DbEndpoint": (
-                f"{database.host}:{database.instance.db_instance_endpoint_port}",
-                "Airflow metadata DB (TLS only)",
-            ),
-            "EmrPipelineVariable": (
-                self.to_json_string(self.emr_pipeline.to_dict()),
-                "value of the Airflow Variable emr_pipeline",
-            ),
-        }
-        if worker:
-            outputs["FlowerPortForwardCommand"] = (
-                port_forward(worker.instance, FLOWER_PORT),
-                f"run, then open http://localhost:{FLOWER_PORT}",
-            )
-        if broker:
-            outputs["BrokerEndpoint"] = (
-                f"{broker.host}:{broker.replication_group.attr_primary_end_point_port}",
-                "Celery broker (TLS + AUTH)",
-            )
-        for name, (value, description) in outputs.items():
-            cdk.CfnOutput(self, name, value=value, description=description)
+        for role, member in nodes.items():
+            member.node.add_dependency(shared_fs.file_system.mount_targets_available, node_roles[role].policy)
+        return nodes

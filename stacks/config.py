@@ -7,6 +7,7 @@ anything is written or deployed.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -14,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = REPO_ROOT / "cdk.json"
 
 STAGES = ("dev", "prod")
 EXECUTORS = ("CeleryExecutor", "LocalExecutor")
 SCHEDULER_COUNTS = (1, 2)
-DEFAULT_DATASET = "sample_data/Mall_Customers.csv"
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _EC2_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -80,33 +81,34 @@ class DeploymentConfig:
         return f"AirflowEmr-{self.stage}"
 
 
-DEFAULTS: dict[str, Any] = {
-    "region": "us-west-2",
-    "stage": "dev",
-    "nat_gateways": 1,
-    "api_server_instance_type": "t3.medium",
-    "scheduler_instance_type": "t3.medium",
-    "worker_instance_type": "t3.large",
-    "db_instance_type": "t4g.micro",
-    "cache_node_type": "cache.t4g.micro",
-    "sender_email": "airflow@example.com",
-    "alert_email": "ops@example.com",
-    "allowed_ui_cidr": None,
-    "scheduler_count": 1,
-    "api_server_workers": 2,
-    "executor": "CeleryExecutor",
-    "input_uri": None,
-    "output_uri": None,
-    "dataset_path": DEFAULT_DATASET,
-    "emr_release_label": "emr-7.10.0",
-    "emr_primary_instance_type": "m5.xlarge",
-    "emr_core_instance_type": "m5.xlarge",
-    "emr_core_instance_count": 0,
-    "emr_idle_timeout_seconds": 3600,
-    "hive_database": "mall",
-    "existing_ses_identities": "",
-    "deploying": False,
-}
+# Parameters a deployment may leave unset; they default to None and are absent from cdk.json (the UI, in
+# particular, must not be opened to any network by default).
+OPTIONAL = ("allowed_ui_cidr", "input_uri", "output_uri")
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """cdk.json's context: the deployment parameters' defaults and aws-cdk-lib's feature flags."""
+    return json.loads(path.read_text())["context"]
+
+
+def load_defaults(path: Path = CDK_JSON) -> dict[str, Any]:
+    """Every parameter's default: its value in cdk.json's context (where CDK users look for and change
+    settings), None for the OPTIONAL ones. cdk.json is their only home; nothing here restates them."""
+    context = cdk_json_context(path)
+    names = [field.name for field in fields(DeploymentConfig)]
+    missing = [name for name in names if name not in OPTIONAL and name not in context]
+    if missing:
+        raise ConfigError(
+            f"{path} has no context value for {', '.join(missing)}; every parameter needs a default there"
+        )
+    preset = [name for name in OPTIONAL if name in context]
+    if preset:
+        raise ConfigError(f"{path} sets {', '.join(preset)}, which must stay unset by default (pass them with -c)")
+    return {name: context.get(name) for name in names}
+
+
+DEFAULTS: dict[str, Any] = load_defaults()
+DEFAULT_DATASET: str = DEFAULTS["dataset_path"]
 
 
 def _as_int(value: Any) -> int:
@@ -272,7 +274,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
 
 
 def parse_config(context: Mapping[str, Any]) -> DeploymentConfig:
-    """Build the configuration from context values (missing keys take DEFAULTS)."""
+    """Build the configuration from context values (missing keys take DEFAULTS, i.e. cdk.json's)."""
     values: dict[str, Any] = {}
     problems: list[str] = []
     for field in fields(DeploymentConfig):

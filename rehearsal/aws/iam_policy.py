@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rehearsal.aws.cfn_values import render_tree
 from rehearsal.aws.iam_lint import iam_definition
+from stacks.cfn_values import render_tree
 
 MANAGED_POLICY_DIR = Path(__file__).resolve().parent / "iam" / "managed"
 _AWS_MANAGED_ARN = re.compile(r"^arn:[a-z-]+:iam::aws:policy/(?:.*/)?([^/]+)$")

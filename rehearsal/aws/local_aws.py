@@ -34,6 +34,7 @@ from rehearsal.aws.ses_mail import mail_as_dict
 from rehearsal.aws.spark_env import find_spark_environment
 from rehearsal.aws.stack_template import bind_to_emulator, synthesized_stack
 from rehearsal.aws.step_runner import StepRunner, step_log_dir
+from stacks.config import DEFAULTS
 
 SORT_JOB = Path(__file__).resolve().parents[2] / "emr_steps" / "sort_by_spending_score.py"
 
@@ -104,11 +105,11 @@ class LocalAws:
         *,
         dataset: Path,
         emr_steps_dir: Path,
-        region: str = "us-west-2",
+        region: str = DEFAULTS["region"],
         port: int = 0,
         poll_interval: float = 0.5,
-        sender_email: str = "airflow@example.com",
-        alert_email: str = "ops@example.com",
+        sender_email: str = DEFAULTS["sender_email"],
+        alert_email: str = DEFAULTS["alert_email"],
         enforce_iam: bool = True,
     ):
         self.workdir = Path(workdir).resolve()

@@ -11,18 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from airflow_assets.dags.emr_pipeline.variable import EmrPipelineVariable
+from stacks import s3_layout
+from stacks.config import DEFAULTS
 
-# The deployed default (stacks/config.py); its Spark line decides which local Spark runs the steps.
-SEEDED_RELEASE_LABEL = "emr-7.10.0"
+# The deployed default (cdk.json); its Spark line decides which local Spark runs the steps.
+SEEDED_RELEASE_LABEL = DEFAULTS["emr_release_label"]
 
 RESOURCE_PREFIX = "airflow-emr"
 DATA_BUCKET = f"{RESOURCE_PREFIX}-data"
 LOGS_BUCKET = f"{RESOURCE_PREFIX}-logs"
 CODE_BUCKET = f"{RESOURCE_PREFIX}-code"
-INPUT_KEY = "input/mall_customers/Mall_Customers.csv"
-OUTPUT_PREFIX = "output/customers_by_spending_score/"
-STEPS_PREFIX = "emr_steps/"
-EMR_LOG_PREFIX = "emr/"
 
 SERVICE_ROLE = "AirflowEmr-ServiceRole"
 EC2_ROLE = "AirflowEmr-Ec2Role"
@@ -84,31 +82,35 @@ def seed(
             s3.create_bucket(Bucket=bucket)
         else:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-    s3.upload_file(str(dataset), DATA_BUCKET, INPUT_KEY)
+    s3.upload_file(str(dataset), DATA_BUCKET, s3_layout.INPUT_KEY)
     for path in sorted(emr_steps_dir.rglob("*")):
         if path.is_file() and not any(part.endswith(_SKIPPED_STEP_FILES) for part in path.parts):
-            s3.upload_file(str(path), CODE_BUCKET, STEPS_PREFIX + path.relative_to(emr_steps_dir).as_posix())
+            s3.upload_file(
+                str(path), CODE_BUCKET, s3_layout.EMR_STEPS_PREFIX + path.relative_to(emr_steps_dir).as_posix()
+            )
 
     _create_emr_roles(clients("iam"))
     network = _create_network(clients("ec2"), region)
     clients("ses").verify_email_identity(EmailAddress=sender_email)
     secret_ids = _create_secrets(clients("secretsmanager"))
 
+    uris = s3_layout.PipelineUris.in_buckets(data_bucket=DATA_BUCKET, logs_bucket=LOGS_BUCKET, code_bucket=CODE_BUCKET)
     pipeline_config = EmrPipelineVariable(
         region=region,
         release_label=SEEDED_RELEASE_LABEL,
         service_role=SERVICE_ROLE,
         job_flow_role=INSTANCE_PROFILE,
         **network,
-        log_uri=f"s3://{LOGS_BUCKET}/{EMR_LOG_PREFIX}",
-        steps_uri=f"s3://{CODE_BUCKET}/{STEPS_PREFIX}",
-        input_uri=f"s3://{DATA_BUCKET}/{INPUT_KEY}",
-        output_uri=f"s3://{DATA_BUCKET}/{OUTPUT_PREFIX}",
-        hive_database="mall",
-        primary_instance_type="m5.xlarge",
-        core_instance_type="m5.xlarge",
-        core_instance_count=0,
-        idle_timeout_seconds=3600,
+        log_uri=uris.emr_logs,
+        steps_uri=uris.steps,
+        input_uri=uris.input,
+        output_uri=uris.output,
+        # The deployed defaults (cdk.json), as the stack renders them without overrides.
+        hive_database=DEFAULTS["hive_database"],
+        primary_instance_type=DEFAULTS["emr_primary_instance_type"],
+        core_instance_type=DEFAULTS["emr_core_instance_type"],
+        core_instance_count=DEFAULTS["emr_core_instance_count"],
+        idle_timeout_seconds=DEFAULTS["emr_idle_timeout_seconds"],
         # What the stack renders (contracts §1): AmazonEMRServicePolicy_v2's tag and the ownership tag.
         cluster_tags={"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
         sender_email=sender_email,

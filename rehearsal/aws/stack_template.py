@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_assets.bootstrap import node_env_file
-from rehearsal.aws.cfn_values import ExampleValues, render
+from rehearsal.aws.example_values import ExampleValues
+from stacks.cfn_values import render
 from stacks.config import REPO_ROOT
 
 NODE_ENV_PATH = node_env_file.PATH_ON_NODE  # where cfn-init writes it

@@ -10,6 +10,7 @@ config set when the metadata changes (a new asset hash after a DAG edit), which 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -21,10 +22,18 @@ from airflow_assets.bootstrap.node_env_file import PATH_ON_NODE as NODE_ENV_FILE
 from airflow_assets.bootstrap.node_env_file import render as render_env_file
 from stacks.cfn import cfn_resource
 from stacks.config import REPO_ROOT
+from stacks.constructs.broker import Broker
+from stacks.constructs.database import CA_BUNDLE_PATH, DATABASE_NAME, MetadataDatabase
+from stacks.constructs.network import API_SERVER_PORT, FLOWER_PORT, TRIGGERER_LOG_SERVER_PORT, WORKER_LOG_SERVER_PORT
+from stacks.constructs.secrets import AirflowSecrets
+from stacks.constructs.shared_fs import AIRFLOW_GID, AIRFLOW_UID, MOUNT_POINT
 from stacks.nag import acknowledge
+from stacks.outputs import add_output
 
 REQUIREMENTS_SOURCE = REPO_ROOT / "requirements-airflow.txt"
 
+AIRFLOW_HOME = "/opt/airflow"
+SERVICE_USER = "airflow"
 ASSETS_DIR = "/opt/airflow/assets"
 # The pinned Airflow requirements travel inline in the metadata (a few lines) next to the assets.
 REQUIREMENTS_FILE = "/opt/airflow/requirements-airflow.txt"
@@ -42,6 +51,71 @@ BOOTSTRAP_ENV = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterEnvironment:
+    """What every node's node.env (contracts §4) holds alike: settings, endpoints, secret ARNs (never values)."""
+
+    stage: str
+    region: str
+    executor: str
+    scheduler_count: int
+    api_server_workers: int
+    database: MetadataDatabase
+    broker: Broker | None
+    secrets: AirflowSecrets
+    remote_log_uri: str
+    emr_pipeline_json: str
+
+    def node_env(self, role_name: str, api_server_host: str) -> dict[str, str]:
+        database, broker, secrets = self.database, self.broker, self.secrets
+        return {
+            "AIRFLOW_ROLE": role_name,
+            "STAGE": self.stage,
+            "AWS_REGION": self.region,
+            "AIRFLOW_HOME": AIRFLOW_HOME,
+            "AIRFLOW_VENV": f"{AIRFLOW_HOME}/venv",
+            "AIRFLOW_USER": SERVICE_USER,
+            # The EFS access point forces this uid/gid, so files the services write there are their own.
+            "AIRFLOW_UID": str(AIRFLOW_UID),
+            "AIRFLOW_GID": str(AIRFLOW_GID),
+            "AIRFLOW_REQUIREMENTS": REQUIREMENTS_FILE,
+            "DAGS_FOLDER": f"{MOUNT_POINT}/dags",
+            "DAGS_SOURCE_DIR": f"{ASSETS_DIR}/dags",
+            "EXECUTOR": self.executor,
+            "SCHEDULER_COUNT": str(self.scheduler_count),
+            "API_SERVER_WORKERS": str(self.api_server_workers),
+            "API_SERVER_PORT": str(API_SERVER_PORT),
+            "WORKER_LOG_SERVER_PORT": str(WORKER_LOG_SERVER_PORT),
+            "TRIGGERER_LOG_SERVER_PORT": str(TRIGGERER_LOG_SERVER_PORT),
+            "DB_HOST": database.host,
+            "DB_PORT": database.instance.db_instance_endpoint_port,
+            "DB_NAME": DATABASE_NAME,
+            "DB_SECRET_ID": database.secret.secret_arn,
+            # The bootstrap then verifies the RDS certificate and host name, not only encrypts.
+            "DB_TLS": "true",
+            "DB_CA_BUNDLE": CA_BUNDLE_PATH,
+            **(
+                {
+                    "REDIS_HOST": broker.host,
+                    "REDIS_PORT": broker.replication_group.attr_primary_end_point_port,
+                    "REDIS_TLS": "true",
+                    "REDIS_AUTH_SECRET_ID": broker.auth_secret.secret_arn,
+                    "FLOWER_PASSWORD_SECRET_ID": secrets.flower_password.secret_arn,
+                    "FLOWER_PORT": str(FLOWER_PORT),
+                }
+                if broker
+                else {}
+            ),
+            "FERNET_KEY_SECRET_ID": secrets.fernet_seed.secret_arn,
+            "JWT_SECRET_SECRET_ID": secrets.jwt_secret.secret_arn,
+            "API_SECRET_KEY_SECRET_ID": secrets.api_secret_key.secret_arn,
+            "ADMIN_PASSWORD_SECRET_ID": secrets.admin_password.secret_arn,
+            "REMOTE_LOG_URI": self.remote_log_uri,
+            "EMR_PIPELINE_JSON": self.emr_pipeline_json,
+            "API_SERVER_HOST": api_server_host,
+        }
+
+
 class AirflowNode(Construct):
     def __init__(
         self,
@@ -55,7 +129,8 @@ class AirflowNode(Construct):
         instance_type: str,
         iam_role: iam.IRole,
         assets: s3_assets.Asset,
-        node_env: Mapping[str, str],
+        environment: ClusterEnvironment,
+        api_server_host: str,
         ca_bundles: Mapping[str, str],
         fstab_line: str,
         mount_point: str,
@@ -64,6 +139,9 @@ class AirflowNode(Construct):
         super().__init__(scope, construct_id)
         if role_name not in ROLES:
             raise ValueError(f"unknown Airflow role {role_name!r}; expected one of {', '.join(ROLES)}")
+        self.role_name = role_name
+        # The node's /etc/airflow/node.env, as rendered into its cfn-init metadata.
+        self.env = environment.node_env(role_name, api_server_host)
         self.instance = ec2.Instance(
             self,
             "Instance",
@@ -88,7 +166,7 @@ class AirflowNode(Construct):
         )
         # Applied after creation: the cfn-hup hook needs the instance's own logical id.
         self.instance.apply_cloud_formation_init(
-            self._init(role_name, assets, node_env, ca_bundles, fstab_line, mount_point),
+            self._init(role_name, assets, self.env, ca_bundles, fstab_line, mount_point),
             config_sets=[CONFIG_SET],
             timeout=BOOTSTRAP_TIMEOUT,
             # Without the fingerprint a DAG change updates the metadata in place (cfn-hup applies it)
@@ -104,6 +182,15 @@ class AirflowNode(Construct):
                 "AwsSolutions-EC29",
                 "dev stage: `cdk destroy` must be able to terminate the node; the prod stage enables termination protection",
             )
+
+    def add_port_forward_output(self, name: str, *, port: int, description: str) -> None:
+        """An output with the SSM command that forwards `port` on this node to the same local port."""
+        command = (
+            f"aws ssm start-session --region {cdk.Stack.of(self).region} --target {self.instance.instance_id} "
+            "--document-name AWS-StartPortForwardingSession "
+            f'--parameters \'{{"portNumber":["{port}"],"localPortNumber":["{port}"]}}\''
+        )
+        add_output(self, name, value=command, description=description)
 
     def _init(
         self,

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.constructs.secrets import generated_secret
 from stacks.nag import acknowledge
+from stacks.outputs import add_output
 
 ENGINE_VERSION = "7.1"
 # A non-default port keeps drive-by scans for 6379 away (cdk-nag AEC5).
@@ -73,6 +74,12 @@ class Broker(Construct):
                 "AwsSolutions-AEC4",
                 "dev stage: one cache node is enough for a demo broker; the prod stage runs two nodes with Multi-AZ failover",
             )
+        add_output(
+            self,
+            "BrokerEndpoint",
+            value=f"{self.host}:{self.replication_group.attr_primary_end_point_port}",
+            description="Celery broker (TLS + AUTH)",
+        )
 
     @property
     def host(self) -> str:

@@ -1,4 +1,6 @@
-"""S3 buckets: data (input CSV, Parquet output), logs (Airflow and EMR), code (EMR steps), access logs."""
+"""S3 buckets: data (input CSV, Parquet output), logs (Airflow and EMR), code (EMR steps), access logs.
+
+What goes under which prefix is stacks/s3_layout.py's."""
 
 from __future__ import annotations
 
@@ -9,12 +11,7 @@ from constructs import Construct
 
 from stacks.cfn import typed_child
 from stacks.nag import LOG_GROUP_DEFAULT_ENCRYPTION, acknowledge_cdk_handler, acknowledge_checkov
-
-INPUT_PREFIX = "input/mall_customers/"
-OUTPUT_PREFIX = "output/customers_by_spending_score/"
-AIRFLOW_LOG_PREFIX = "airflow/"
-EMR_LOG_PREFIX = "emr/"
-EMR_STEPS_PREFIX = "emr_steps/"
+from stacks.outputs import add_output
 
 
 class Buckets(Construct):
@@ -34,6 +31,14 @@ class Buckets(Construct):
         self.code = self._bucket("Code", access_logs=self.access_logs)
         if self._destroyable:
             self._own_auto_delete_logs()
+        add_output(self, "DataBucketName", value=self.data.bucket_name, description="input CSV and Parquet output")
+        add_output(
+            self,
+            "LogsBucketName",
+            value=self.logs.bucket_name,
+            description="Airflow task logs (airflow/) and EMR logs (emr/)",
+        )
+        add_output(self, "CodeBucketName", value=self.code.bucket_name, description="EMR steps (emr_steps/)")
 
     def _own_auto_delete_logs(self) -> None:
         """Give aws-cdk-lib's auto-delete handler a log group that `cdk destroy` removes last.
@@ -81,7 +86,3 @@ class Buckets(Construct):
                 "dev stage: `cdk destroy` empties and removes the bucket, so old versions would protect nothing; the prod stage is versioned",
             )
         return bucket
-
-    @staticmethod
-    def uri(bucket: s3.IBucket, key: str = "") -> str:
-        return f"s3://{bucket.bucket_name}/{key}"

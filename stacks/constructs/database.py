@@ -11,6 +11,7 @@ from constructs import Construct
 from stacks.cfn import cfn_resource
 from stacks.constructs.secrets import AWS_MANAGED_KEY, NO_ROTATION
 from stacks.nag import acknowledge, acknowledge_checkov
+from stacks.outputs import add_output
 
 # The major line only: RDS picks the region's current default minor at create time and auto minor
 # upgrades keep it current; a pinned minor fails the create once RDS retires it.
@@ -123,6 +124,12 @@ class MetadataDatabase(Construct):
                 "AwsSolutions-RDS10",
                 "dev stage: `cdk destroy` must remove the database; the prod stage enables deletion protection",
             )
+        add_output(
+            self,
+            "DbEndpoint",
+            value=f"{self.host}:{self.instance.db_instance_endpoint_port}",
+            description="Airflow metadata DB (TLS only)",
+        )
 
     @property
     def host(self) -> str:

@@ -89,6 +89,15 @@ class Network(Construct):
         )
         self.vpc.node.find_child("RestrictDefaultSecurityGroupCustomResource").node.add_dependency(log_group)
 
+    def airflow_node_subnets(self, role_name: str, *, spread_schedulers: bool) -> ec2.SubnetSelection:
+        """The private subnet of one Airflow node. With `spread_schedulers` (prod) the scheduler node goes to
+        the second AZ, so the two schedulers (one on the api-server node) survive the loss of one AZ; else
+        every node is in the first AZ (no cross-AZ traffic)."""
+        private = self.vpc.private_subnets
+        return ec2.SubnetSelection(
+            subnets=[private[1] if spread_schedulers and role_name == "scheduler" else private[0]]
+        )
+
     def ui_access_sg(self, cidr: str) -> ec2.SecurityGroup:
         """A group for the api-server alone that admits the UI port from an operator network."""
         group = ec2.SecurityGroup(

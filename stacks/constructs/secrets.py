@@ -7,6 +7,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.nag import acknowledge, acknowledge_checkov
+from stacks.outputs import add_output
 
 NO_ROTATION = (
     "Airflow reads this value only when a process starts and every node must hold the same value at the same "
@@ -82,6 +83,13 @@ class AirflowSecrets(Construct):
             )
             if with_flower
             else None
+        )
+        add_output(
+            self,
+            "AdminPasswordCommand",
+            value=f"aws secretsmanager get-secret-value --region {cdk.Stack.of(self).region} "
+            f"--secret-id {self.admin_password.secret_arn} --query SecretString --output text",
+            description="prints the admin password (the value is not in the template)",
         )
 
     @property

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from rehearsal.aws.local_aws import EMR_INSTANCE_ACCESS_KEY, NODE_ROLE_ACCESS_KEY, node_access_key
 from rehearsal.aws.seed import EC2_ROLE
+from stacks import s3_layout
 from stacks.config import REPO_ROOT
 
 from .emulator_support import start_cluster
@@ -152,7 +153,7 @@ def test_emr_steps_call_as_the_instance_role(local_aws):
     bucket = config["input_uri"].removeprefix("s3://").split("/", 1)[0]
     s3 = local_aws.client("s3", access_key=EMR_INSTANCE_ACCESS_KEY)
     with pytest.raises(ClientError) as excinfo:
-        s3.put_object(Bucket=bucket, Key="input/mall_customers/Mall_Customers.csv", Body=b"overwritten")
+        s3.put_object(Bucket=bucket, Key=s3_layout.INPUT_KEY, Body=b"overwritten")
     # The template's instance role, bound to the role the seed put in the instance profile.
     assert f"assumed-role/{EC2_ROLE}/" in denied(excinfo, "AccessDenied")
 

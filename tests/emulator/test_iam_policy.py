@@ -175,7 +175,7 @@ def test_managed_policies_are_checked_in_with_their_version():
 
 
 def test_template_principals_render_references_to_example_arns():
-    from rehearsal.aws.cfn_values import ExampleValues
+    from rehearsal.aws.example_values import ExampleValues
     from rehearsal.aws.iam_policy import TemplateIam
 
     template = {

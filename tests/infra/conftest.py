@@ -8,11 +8,18 @@ cloud assembly. A variant is synthesized when a test first asks for it: a run of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 
 import pytest
 
 from .infra_support import VARIANTS, Assembly, synthesize
+
+
+def pytest_configure(config):
+    # Before any test module imports aws_cdk (which starts jsii): the tests read none of its banner about
+    # the Node.js version, and it would clutter every synthesis's output.
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 class Assemblies(Mapping[str, Assembly]):

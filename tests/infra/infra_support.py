@@ -4,14 +4,21 @@ conftest.py, so `from conftest import ...` could pick up another folder's)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+from airflow_assets.bootstrap import node_env_file
+from stacks.cfn_values import render  # tokens shown as <Ref> / <Res.Attr>
+from stacks.config import cdk_json_context
 
-from airflow_assets.bootstrap import node_env_file  # noqa: E402
-from rehearsal.aws.cfn_values import render  # noqa: E402  (tokens shown as <Ref> / <Res.Attr>)
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+    from aws_cdk.assertions import Template
+
+# aws_cdk is imported inside the helpers: importing it starts the jsii runtime, which should see the
+# environment conftest.py's pytest_configure sets first.
 
 # name -> context overrides; together they cover every branch of the stack.
 VARIANTS: dict[str, dict] = {
@@ -79,3 +86,29 @@ def node_env(template: dict, logical_prefix: str) -> str:
 
 def parse_env(text: str) -> dict[str, str]:
     return node_env_file.parse(text)
+
+
+def bare_stack() -> cdk.Stack:
+    """An empty stack for one construct; the app's feature flags (cdk.json) apply to it, too."""
+    import aws_cdk as cdk
+
+    return cdk.Stack(cdk.App(context=cdk_json_context()), "Bare", env=cdk.Environment(region="us-west-2"))
+
+
+def stack_with_vpc() -> tuple[cdk.Stack, ec2.Vpc, ec2.SecurityGroup]:
+    """A bare stack with a two-AZ VPC and a security group standing for a construct's clients."""
+    from aws_cdk import aws_ec2 as ec2
+
+    stack = bare_stack()
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    clients = ec2.SecurityGroup(stack, "Clients", vpc=vpc)
+    return stack, vpc, clients
+
+
+def ingress_from(template: Template, port: int) -> dict:
+    """The properties of the one ingress rule that opens `port`."""
+    rules = template.find_resources(
+        "AWS::EC2::SecurityGroupIngress", {"Properties": {"FromPort": port, "ToPort": port}}
+    )
+    assert len(rules) == 1, rules
+    return next(iter(rules.values()))["Properties"]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from stacks.config import DEFAULTS, REPO_ROOT, ConfigError, parse_config
+from stacks.config import DEFAULTS, OPTIONAL, REPO_ROOT, ConfigError, load_defaults, parse_config
 
 
 def test_defaults_parse_to_the_documented_dev_profile():
@@ -24,12 +24,19 @@ def test_defaults_parse_to_the_documented_dev_profile():
     assert config.stack_name == "AirflowEmr-dev"
 
 
-def test_cdk_json_context_matches_the_code_defaults():
+def test_every_default_comes_from_cdk_json(tmp_path):
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    for key, value in DEFAULTS.items():
-        if value is not None:
-            assert context[key] == value, key
+    assert {name: context.get(name) for name in DEFAULTS} == DEFAULTS
+    assert all(DEFAULTS[name] is None for name in OPTIONAL)
     assert "allowed_ui_cidr" not in context, "the UI must not be opened to any network by default"
+
+    without_region = {key: value for key, value in context.items() if key != "region"}
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": without_region}))
+    with pytest.raises(ConfigError, match=r"no context value for region"):
+        load_defaults(tmp_path / "cdk.json")
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {**context, "allowed_ui_cidr": "0.0.0.0/0"}}))
+    with pytest.raises(ConfigError, match=r"sets allowed_ui_cidr, which must stay unset"):
+        load_defaults(tmp_path / "cdk.json")
 
 
 def test_command_line_strings_are_coerced():

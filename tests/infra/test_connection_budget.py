@@ -1,4 +1,4 @@
-"""The metadata-DB connection budget: what the nodes' rendered configuration can open against RDS's
+"""The metadata-DB connection budget: what the nodes' rendered configuration can open against RDS's.
 max_connections ({DBInstanceClassMemory/12582880} in the default MySQL parameter group)."""
 
 from __future__ import annotations

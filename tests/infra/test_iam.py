@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from rehearsal.aws import emrfs, iam_lint
-from rehearsal.aws.cfn_values import ExampleValues
 from rehearsal.aws.emr_launch import EMR_LAUNCH, EmrRoles, assume_context, launch_requests, request_tags
+from rehearsal.aws.example_values import ExampleValues
 from rehearsal.aws.iam_policy import Request, TemplateIam, evaluate, may_assume
 from stacks.config import REPO_ROOT
 from stacks.nag import EMR_TAG_KEY as MANAGED_POLICY_TAG

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from airflow_assets.dags.emr_pipeline.variable import OPTIONAL_KEYS, REQUIRED_KEYS, EmrPipelineVariable
+from stacks import s3_layout as layout
 from stacks.config import REPO_ROOT
 
 from .infra_support import VARIANTS, node_env, parse_env
@@ -52,7 +53,7 @@ def test_node_env_keys_follow_contract_section_4(dev, role):
     assert env["AIRFLOW_ROLE"] == {"ApiServer": "api-server", "Scheduler": "scheduler", "Worker": "worker"}[role]
     assert env["DB_PORT"].startswith("<MetadataDb") and env["REDIS_TLS"] == "true"
     assert env["DAGS_FOLDER"] == "/mnt/efs/airflow/dags" and env["DAGS_SOURCE_DIR"] == "/opt/airflow/assets/dags"
-    assert re.fullmatch(r"s3://<BucketsLogs\w+>/airflow/", env["REMOTE_LOG_URI"])
+    assert re.fullmatch(rf"s3://<BucketsLogs\w+>/{layout.AIRFLOW_LOG_PREFIX}", env["REMOTE_LOG_URI"])
     for key in (
         "DB_SECRET_ID",
         "REDIS_AUTH_SECRET_ID",
@@ -104,10 +105,10 @@ def test_emr_pipeline_has_exactly_the_contract_keys_from_real_resources(dev):
         "emr_managed_primary_sg"
     ].endswith(".GroupId>")
     assert pipeline["service_access_sg"].startswith("<EmrSecurityGroupsServiceAccess")
-    assert re.fullmatch(r"s3://<BucketsData\w+>/input/mall_customers/Mall_Customers\.csv", pipeline["input_uri"])
-    assert re.fullmatch(r"s3://<BucketsData\w+>/output/customers_by_spending_score/", pipeline["output_uri"])
-    assert re.fullmatch(r"s3://<BucketsLogs\w+>/emr/", pipeline["log_uri"])
-    assert re.fullmatch(r"s3://<BucketsCode\w+>/emr_steps/", pipeline["steps_uri"])
+    assert re.fullmatch(rf"s3://<BucketsData\w+>/{re.escape(layout.INPUT_KEY)}", pipeline["input_uri"])
+    assert re.fullmatch(rf"s3://<BucketsData\w+>/{layout.OUTPUT_PREFIX}", pipeline["output_uri"])
+    assert re.fullmatch(rf"s3://<BucketsLogs\w+>/{layout.EMR_LOG_PREFIX}", pipeline["log_uri"])
+    assert re.fullmatch(rf"s3://<BucketsCode\w+>/{layout.EMR_STEPS_PREFIX}", pipeline["steps_uri"])
     assert pipeline["region"] == "us-west-2" and pipeline["release_label"] == "emr-7.10.0"
     assert pipeline["core_instance_count"] == 0 and pipeline["idle_timeout_seconds"] == 3600
     assert (pipeline["sender_email"], pipeline["alert_email"]) == ("airflow@example.com", "ops@example.com")
@@ -236,11 +237,11 @@ def test_local_executor_has_no_broker_no_worker_and_custom_uris(assemblies):
 def test_sample_dataset_and_emr_steps_are_uploaded(dev):
     deployments = [d["Properties"] for d in dev.resources("Custom::CDKBucketDeployment").values()]
     prefixes = sorted(d["DestinationBucketKeyPrefix"] for d in deployments)
-    assert prefixes == ["emr_steps/", "input/mall_customers/"]
-    dataset_asset = next(d for d in deployments if d["DestinationBucketKeyPrefix"] == "input/mall_customers/")
+    assert prefixes == [layout.EMR_STEPS_PREFIX, layout.INPUT_PREFIX]
+    dataset_asset = next(d for d in deployments if d["DestinationBucketKeyPrefix"] == layout.INPUT_PREFIX)
     staged = dev.outdir / f"asset.{dataset_asset['SourceObjectKeys'][0].removesuffix('.zip')}"
-    assert sorted(p.name for p in staged.iterdir()) == ["Mall_Customers.csv"]
-    assert (staged / "Mall_Customers.csv").read_bytes() == (
+    assert sorted(p.name for p in staged.iterdir()) == [layout.INPUT_FILE_NAME]
+    assert (staged / layout.INPUT_FILE_NAME).read_bytes() == (
         REPO_ROOT / "sample_data" / "Mall_Customers.csv"
     ).read_bytes()
 

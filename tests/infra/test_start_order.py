@@ -1,4 +1,4 @@
-"""The nodes start in the order of the synthesized template's dependency graph, and each node's health
+"""The nodes start in the order of the synthesized template's dependency graph, and each node's health.
 gate passes while the nodes created after it do not exist yet (CloudFormation creates an instance only
 after everything it depends on is complete, an instance with a CreationPolicy only once it signalled)."""
 
@@ -10,38 +10,16 @@ import urllib.request
 import boto3
 import pytest
 
+from rehearsal.aws.api_gate import GatedMotoServer
+from rehearsal.aws.seed import _create_secrets
+from rehearsal.aws.stack_template import template_nodes
+from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port
+from rehearsal.supervisor import Supervisor
+from stacks.cfn_values import references
 from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
 from .infra_support import VARIANTS, node_env, parse_env
-
-sys.path.insert(0, str(REPO_ROOT))
-from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
-from rehearsal.aws.seed import _create_secrets  # noqa: E402
-from rehearsal.aws.stack_template import template_nodes  # noqa: E402
-from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E402
-from rehearsal.supervisor import Supervisor  # noqa: E402
-
-
-def _references(value) -> set[str]:
-    """Logical ids a template value points at (Ref, Fn::GetAtt, Fn::Sub's ${Id} / ${Id.Attr})."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
-                found |= _references(inner[1] if isinstance(inner, list) else {})
-            else:
-                found |= _references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= _references(inner)
-    return found
 
 
 def created_before(template: dict) -> dict[str, set[str]]:
@@ -51,9 +29,9 @@ def created_before(template: dict) -> dict[str, set[str]]:
     for logical_id, resource in resources.items():
         depends = resource.get("DependsOn", [])
         depends = [depends] if isinstance(depends, str) else depends
-        direct[logical_id] = (
-            set(depends) | _references({k: v for k, v in resource.items() if k != "DependsOn"})
-        ) & set(resources)
+        direct[logical_id] = (set(depends) | references({k: v for k, v in resource.items() if k != "DependsOn"})) & set(
+            resources
+        )
     closure: dict[str, set[str]] = {}
 
     def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:

@@ -23,6 +23,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from stacks.cfn_values import render
+
 HANDLER_MEMBER = "package/custom-resource-handlers/dist/aws-s3-deployment/bucket-deployment-handler/index.py"
 LAYER_MEMBER = "package/lib/layer.zip"
 LAMBDA_CLI = "/opt/awscli/aws"  # where the layer puts the CLI on Lambda; the handler hard-codes it
@@ -108,13 +110,19 @@ class Deployer:
     def _resolve(self, value):
         if isinstance(value, bool):  # CloudFormation hands custom resources every scalar as a string
             return str(value).lower()
-        if isinstance(value, str):
-            return value
-        if "Fn::Sub" in value:
-            return value["Fn::Sub"].replace("${AWS::AccountId}", ACCOUNT)
-        if "Ref" in value:  # a bucket of the stack: its physical name, lower case as S3 wants
-            return value["Ref"].lower()
-        raise AssertionError(f"unexpected intrinsic {value}")
+        return render(value, ref=self._ref, get_att=self._get_att)
+
+    @staticmethod
+    def _ref(name: str) -> str:
+        if name == "AWS::AccountId":
+            return ACCOUNT
+        if name.startswith("AWS::"):
+            raise AssertionError(f"unexpected pseudo parameter {name}")
+        return name.lower()  # a bucket of the stack: its physical name, lower case as S3 wants
+
+    @staticmethod
+    def _get_att(name: str, attribute: str) -> str:
+        raise AssertionError(f"unexpected Fn::GetAtt {name}.{attribute}")
 
     def properties(self, logical_id: str) -> dict:
         props = self.template["Resources"][logical_id]["Properties"]

@@ -1,63 +1,15 @@
-"""CloudFormation values of a synthesized template, rendered to strings.
+"""Concrete, well-formed example values for the references of a synthesized template.
 
-One renderer for the intrinsics aws-cdk-lib emits in this stack (Ref, Fn::GetAtt, Fn::Join and the
-string form of Fn::Sub). Callers decide what a reference becomes: a placeholder such as <Logical.Attr>
-(the infrastructure tests), or a concrete example or emulated value (the IAM checks), so IAM tools
-that only read ARNs can see the stack's real ARN shapes.
+IAM tools that only read ARNs see the stack's real ARN shapes through them (stacks/cfn_values.py renders
+the intrinsics; this supplies what a Ref or Fn::GetAtt becomes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable
 from typing import Any
 
-Ref = Callable[[str], str]
-GetAtt = Callable[[str, str], str]
-
-
-def placeholder_ref(name: str) -> str:
-    return f"<{name}>"
-
-
-def placeholder_get_att(name: str, attribute: str) -> str:
-    return f"<{name}.{attribute}>"
-
-
-def render(value: Any, ref: Ref = placeholder_ref, get_att: GetAtt = placeholder_get_att) -> str:
-    """A template value as a string; references become whatever `ref` / `get_att` make of them."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and len(value) == 1:
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return ref(argument)
-        if function == "Fn::GetAtt":
-            name, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-            return get_att(name, attribute)
-        if function == "Fn::Join":
-            separator, parts = argument
-            return separator.join(render(part, ref, get_att) for part in parts)
-        if function == "Fn::Sub" and isinstance(argument, str):
-
-            def substitute(match: re.Match) -> str:
-                name, _, attribute = match.group(1).partition(".")
-                return get_att(name, attribute) if attribute else ref(name)
-
-            return re.sub(r"\$\{([^}!][^}]*)\}", substitute, argument)
-    raise ValueError(f"cannot render the CloudFormation value {value!r}")
-
-
-def render_tree(value: Any, ref: Ref = placeholder_ref, get_att: GetAtt = placeholder_get_att) -> Any:
-    """`render` applied to every intrinsic inside a JSON tree (e.g. a whole policy document)."""
-    if isinstance(value, list):
-        return [render_tree(item, ref, get_att) for item in value]
-    if isinstance(value, dict):
-        if len(value) == 1 and next(iter(value)) in ("Ref", "Fn::GetAtt", "Fn::Join", "Fn::Sub"):
-            return render(value, ref, get_att)
-        return {key: render_tree(item, ref, get_att) for key, item in value.items()}
-    return value
+from stacks.cfn_values import render
 
 
 class ExampleValues:
