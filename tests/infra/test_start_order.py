@@ -18,55 +18,9 @@ from .infra_support import VARIANTS, node_env, parse_env
 sys.path.insert(0, str(REPO_ROOT))
 from rehearsal.aws.api_gate import GatedMotoServer  # noqa: E402
 from rehearsal.aws.seed import _create_secrets  # noqa: E402
-from rehearsal.aws.stack_template import template_nodes  # noqa: E402
+from rehearsal.aws.stack_template import created_before, template_nodes  # noqa: E402
 from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port  # noqa: E402
 from rehearsal.supervisor import Supervisor  # noqa: E402
-
-
-def _references(value) -> set[str]:
-    """Logical ids a template value points at (Ref, Fn::GetAtt, Fn::Sub's ${Id} / ${Id.Attr})."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
-                found |= _references(inner[1] if isinstance(inner, list) else {})
-            else:
-                found |= _references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= _references(inner)
-    return found
-
-
-def created_before(template: dict) -> dict[str, set[str]]:
-    """logical id -> every resource CloudFormation must complete before creating it (transitively)."""
-    resources = template["Resources"]
-    direct = {}
-    for logical_id, resource in resources.items():
-        depends = resource.get("DependsOn", [])
-        depends = [depends] if isinstance(depends, str) else depends
-        direct[logical_id] = (
-            set(depends) | _references({k: v for k, v in resource.items() if k != "DependsOn"})
-        ) & set(resources)
-    closure: dict[str, set[str]] = {}
-
-    def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:
-        assert logical_id not in trail, f"dependency cycle through {logical_id}"
-        if logical_id not in closure:
-            closure[logical_id] = set().union(
-                *([direct[logical_id]] + [walk(d, trail + (logical_id,)) for d in direct[logical_id]])
-            )
-        return closure[logical_id]
-
-    for logical_id in resources:
-        walk(logical_id)
-    return closure
 
 
 def node_roles(template: dict) -> dict[str, str]:
