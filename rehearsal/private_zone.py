@@ -16,6 +16,7 @@ The line is appended, never the file replaced: the bind mounts pin its inode.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import threading
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rehearsal.aws.stack_template import created_before, instance_roles
+from rehearsal.aws.stack_template import created_before, instance_roles, template_nodes
 
 MACHINE_HOSTS = Path("/etc/hosts")
 # Loopback stands in for every node's private IP: the api-server listens on it (API_SERVER_BIND).
@@ -40,6 +41,10 @@ class PrivateZoneUnavailable(RuntimeError):
     pass
 
 
+class MissingRecord(RuntimeError):
+    pass
+
+
 @dataclass(frozen=True)
 class ZoneRecord:
     logical_id: str
@@ -49,8 +54,8 @@ class ZoneRecord:
 
     def describe(self) -> str:
         return (
-            f"{self.name} (the template's AWS::Route53::RecordSet {self.logical_id}, which CloudFormation creates "
-            f"only after the {', '.join(sorted(self.created_after))} instance(s) signalled)"
+            f"the template's AWS::Route53::RecordSet {self.logical_id}, which CloudFormation creates only after "
+            f"the {', '.join(sorted(self.created_after))} instance(s) signalled"
         )
 
 
@@ -70,6 +75,24 @@ def zone_records(template: Mapping[str, Any]) -> list[ZoneRecord]:
     return records
 
 
+def check_node_hosts(template: Mapping[str, Any], records: Sequence[ZoneRecord]) -> None:
+    """Every name the template hands a node as the api-server's host has an A record in the template (an
+    address needs none). On AWS a name without one never resolves: a task's first Execution API call fails."""
+    names = {record.name for record in records}
+    for role, node in template_nodes(template).items():
+        host = node.node_env["API_SERVER_HOST"]
+        try:
+            ipaddress.ip_address(host)
+            continue
+        except ValueError:
+            pass
+        if host not in names:
+            raise MissingRecord(
+                f"the {role} node is given API_SERVER_HOST={host}, but the template has no A record of that name "
+                f"(its records: {', '.join(sorted(names)) or 'none'}): on AWS the name never resolves (NXDOMAIN)"
+            )
+
+
 class PrivateZone:
     """The hosts file the nodes resolve through, and the command prefix that puts a process in front of it."""
 
@@ -82,6 +105,12 @@ class PrivateZone:
         # record name -> time.monotonic() when the boot reached it
         self.created: dict[str, float] = {}
         self.command_prefix: tuple[str, ...] = ()
+
+    @classmethod
+    def of_template(cls, hosts_file: Path, template: Mapping[str, Any]) -> PrivateZone:
+        records = zone_records(template)
+        check_node_hosts(template, records)
+        return cls(hosts_file, records)
 
     def start(self) -> PrivateZone:
         machine = self.machine_hosts.read_text()

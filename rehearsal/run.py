@@ -26,7 +26,7 @@ from rehearsal.aws.stack_template import synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
 from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
-from rehearsal.private_zone import PrivateZone, zone_records
+from rehearsal.private_zone import PrivateZone
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
@@ -255,9 +255,8 @@ class Rehearsal:
         self.original_input = self.workdir / "input.csv"
         self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
         if self.profile == "cluster":
-            self.private_zone = PrivateZone(
-                self.workdir / "dns" / "hosts", zone_records(synthesized_stack().template)
-            ).start()
+            self.private_zone = PrivateZone.of_template(self.workdir / "dns" / "hosts", synthesized_stack().template)
+            self.private_zone.start()
             log.info("rehearsal: starting a TLS-only MariaDB server and a TLS + AUTH Redis for this run")
             self._start_services()
             self.nodes = cluster_nodes(

@@ -7,6 +7,7 @@ rehearsal's own boot, with stand-in bootstrap scripts and units instead of Airfl
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from rehearsal.aws.stack_template import synthesized_stack, template_nodes
 from rehearsal.nodes import RehearsalHost
-from rehearsal.private_zone import PrivateZone, ZoneRecord, zone_records
+from rehearsal.private_zone import MissingRecord, PrivateZone, ZoneRecord, check_node_hosts, zone_records
 from rehearsal.run import Rehearsal, RehearsalFailed
 from rehearsal.supervisor import Supervisor
 from stacks.start_order import STARTS_AFTER
@@ -58,6 +59,18 @@ def test_the_template_names_the_api_server_record_and_the_other_nodes_use_that_n
     assert template == {"scheduler": NAME, "worker": NAME, "api-server": "127.0.0.1"}
     # The rehearsal's nodes get the template's value, not loopback in its place.
     assert {node.role: node.params["API_SERVER_HOST"] for node in cluster_hosts} == template
+
+
+def test_every_name_the_template_hands_a_node_has_its_record():
+    template = synthesized_stack().template
+    check_node_hosts(template, zone_records(template))
+
+
+def test_a_record_named_apart_from_the_nodes_api_server_host_stops_the_rehearsal(record):
+    template = copy.deepcopy(synthesized_stack().template)
+    template["Resources"][record.logical_id]["Properties"]["Name"] = "api.airflow.internal."
+    with pytest.raises(MissingRecord, match=f"API_SERVER_HOST={NAME}, but the template has no A record of that name"):
+        PrivateZone.of_template(Path("unused"), template)
 
 
 def test_a_running_node_process_resolves_the_name_only_once_its_record_is_created(record, tmp_path):
