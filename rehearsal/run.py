@@ -403,13 +403,13 @@ class Rehearsal:
                     self.supervisor.start(node.name, unit, node.command_prefix) for unit in node.unit_files()
                 ]
                 node.phase("health")
-                self._signalled(node)
                 log.info(
                     "rehearsal: %s healthy after %.1fs (%s)",
                     node.name,
                     node.timings["start"] + node.timings["health"],
                     ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]),
                 )
+                self._signalled(node)
             except BaseException as error:  # reported below, from the main thread
                 errors.append(error)
 
