@@ -17,6 +17,7 @@ The line is appended, never the file replaced: the bind mounts pin its inode.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import shutil
 import subprocess
 import threading
@@ -34,7 +35,7 @@ RECORD_ADDRESS = "127.0.0.1"
 # What getaddrinfo says for a name that does not exist (EAI_NONAME), and for one it could not look up.
 NXDOMAIN_MESSAGES = ("Name or service not known", "Temporary failure in name resolution", "Could not resolve host")
 # In the node's namespace: bind the rehearsal's hosts file ($0) over /etc/hosts, then become the command.
-_ENTER = 'mount --bind "$0" /etc/hosts && exec "$@"'
+_ENTER = '{mount} --bind "$0" /etc/hosts && exec "$@"'
 
 
 class PrivateZoneUnavailable(RuntimeError):
@@ -136,7 +137,7 @@ class PrivateZone:
             "--",
             sh,
             "-c",
-            _ENTER,
+            _ENTER.format(mount=shlex.quote(mount)),
             str(self.hosts_file),
         )
         probe = subprocess.run([*self.command_prefix, "true"], capture_output=True, text=True, check=False, timeout=30)

@@ -168,10 +168,18 @@ def test_in_the_templates_order_a_running_node_resolves_the_name_once_the_api_se
 ):
     """The real start order: the worker starts beside the api-server, before the record exists; its running
     unit finds the name as soon as the api-server passed its gate, without a restart."""
-    nodes = _stand_in_nodes(tmp_path, cluster_hosts, worker_health="true", api_server_health="sleep 3")
+    # The api-server's gate passes only once the worker's unit has looked the name up (before the record).
+    first_lookup = tmp_path / "logs" / "worker.lookups.log"
+    nodes = _stand_in_nodes(
+        tmp_path,
+        cluster_hosts,
+        worker_health="true",
+        api_server_health=f"for _ in $(seq 600); do [ -s {first_lookup} ] && break; sleep 0.1; done",
+    )
     with booted(tmp_path, record, nodes) as rehearsal:
         assert rehearsal.private_zone.missing() == []
         log = rehearsal.supervisor.log_path("worker/lookups")
+        assert log == first_lookup
         deadline = time.monotonic() + 30
         while "127.0.0.1" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
