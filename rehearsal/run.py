@@ -26,7 +26,7 @@ from rehearsal.aws.stack_template import synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
 from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
-from rehearsal.private_zone import PrivateZone
+from rehearsal.private_zone import RECORD_ADDRESS, PrivateZone
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
@@ -372,7 +372,8 @@ class Rehearsal:
     def boot_nodes(self) -> None:
         """As CloudFormation creates the instances: a node is bootstrapped only after every node it starts
         after (stacks/start_order.py, the template's DependsOn) has passed its health gate; the nodes of one
-        wave start together."""
+        wave start together. A DNS record of the template appears once the instances it depends on signalled
+        (rehearsal/private_zone.py); a node that failed resolving it earlier fails the boot naming the record."""
         by_role: dict[str, list[RehearsalHost]] = {}
         for node in self.nodes:
             by_role.setdefault(node.role, []).append(node)
@@ -429,7 +430,7 @@ class Rehearsal:
         if self.private_zone is None:
             return
         for record in self.private_zone.signalled(node.role):
-            log.info("rehearsal: DNS record created: %s -> 127.0.0.1 (%s)", record.name, record.logical_id)
+            log.info("rehearsal: DNS record created: %s -> %s (%s)", record.name, RECORD_ADDRESS, record.logical_id)
 
     def stop(self) -> None:
         if self.api:
