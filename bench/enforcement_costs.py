@@ -8,6 +8,8 @@
   EMR release's line (.venv-emr, Spark 3.5), i.e. what the second interpreter adds to a step.
 - TLS: a metadata-DB connection (connect, SELECT 1, close) to the TLS-only MariaDB with the CA
   verified, against a plain one to the local MariaDB on :3306.
+- DNS gate: a process started in a node's view of the private zone (its own mount namespace with the
+  rehearsal's hosts file over /etc/hosts, rehearsal/private_zone.py) against a plain one.
 Prints a Markdown table of medians (bench/README.md holds the last one). The start order (waves vs
 all nodes at once) is read off bench/rehearsal.py's per-node times, see bench/README.md.
 """
@@ -36,11 +38,14 @@ from rehearsal.aws.local_aws import NODE_ROLE_ACCESS_KEY  # noqa: E402
 from rehearsal.aws.seed import SEEDED_RELEASE_LABEL  # noqa: E402
 from rehearsal.aws.spark_env import find_spark_environment  # noqa: E402
 from rehearsal.nodes import free_port  # noqa: E402
+from rehearsal.private_zone import PrivateZone  # noqa: E402
 from rehearsal.services import TlsOnlyMariaDb  # noqa: E402
 
 DATASET = iam_enforcement.DATASET
 JOB = REPO_ROOT / "emr_steps" / "sort_by_spending_score.py"
 CONNECTIONS = 50
+PROCESSES = 20
+PARTS = ("iam", "spark", "tls", "dns")
 
 
 def iam_rows(workdir: Path) -> list[tuple[str, float, float]]:
@@ -113,22 +118,49 @@ def tls_rows(workdir: Path, repeat: int) -> list[tuple[str, float, float]]:
     ]
 
 
+def spawn_ms(command_prefix: tuple[str, ...]) -> float:
+    started = time.monotonic()
+    for _ in range(PROCESSES):
+        subprocess.run([*command_prefix, "true"], check=True)
+    return (time.monotonic() - started) / PROCESSES * 1000
+
+
+def dns_rows(workdir: Path, repeat: int) -> list[tuple[str, float, float]]:
+    started = time.monotonic()
+    zone = PrivateZone(workdir / "hosts", []).start()  # the copy of /etc/hosts and the probe
+    setup = (time.monotonic() - started) * 1000
+    gated = [spawn_ms(zone.command_prefix) for _ in range(repeat)]
+    plain = [spawn_ms(()) for _ in range(repeat)]
+    return [
+        ("DNS gate: zone setup, probe included (ms)", setup, 0.0),
+        ("process start, in the node's view of the zone (ms)", statistics.median(gated), max(gated)),
+        ("process start, plain (ms)", statistics.median(plain), max(plain)),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=PARTS, action="append", help="measure only these (default: all)")
     args = parser.parse_args()
+    parts = args.only or PARTS
     logging.basicConfig(level=logging.WARNING)
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-enforcement-") as tmp:
         workdir = Path(tmp)
-        rows += iam_rows(workdir)
+        if "iam" in parts:
+            rows += iam_rows(workdir)
         for label, release in (
             ("sort job, project pyspark (s)", None),
             (f"sort job, {SEEDED_RELEASE_LABEL} line (s)", SEEDED_RELEASE_LABEL),
         ):
-            runs = [spark_seconds(release, workdir) for _ in range(args.repeat)]
-            rows.append((label, statistics.median(runs), max(runs)))
-        rows += tls_rows(workdir, args.repeat)
+            if "spark" in parts:
+                runs = [spark_seconds(release, workdir) for _ in range(args.repeat)]
+                rows.append((label, statistics.median(runs), max(runs)))
+        if "tls" in parts:
+            rows += tls_rows(workdir, args.repeat)
+        if "dns" in parts:
+            rows += dns_rows(workdir, args.repeat)
     print(f"| measurement ({args.repeat} runs where repeated) | median | max |")
     print("| --- | --- | --- |")
     for label, median, most in rows:

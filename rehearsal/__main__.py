@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rehearsal.airflow_api import AirflowApiError
 from rehearsal.nodes import REPO_ROOT, BootstrapError
+from rehearsal.private_zone import MissingRecord, PrivateZoneUnavailable
 from rehearsal.run import PROFILES, Rehearsal, RehearsalFailed, TaskProgress
 from rehearsal.services import MissingPrerequisite, port_open
 
@@ -128,7 +129,14 @@ def main(argv=None) -> int:
             status = _run_once(rehearsal, args, started)
             if args.serve:
                 _serve(rehearsal)
-    except (MissingPrerequisite, RehearsalFailed, BootstrapError, AirflowApiError) as error:
+    except (
+        MissingPrerequisite,
+        PrivateZoneUnavailable,
+        MissingRecord,
+        RehearsalFailed,
+        BootstrapError,
+        AirflowApiError,
+    ) as error:
         print(f"rehearsal: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -171,6 +171,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "api-server-record-named-apart-from-its-host",
+        "a name resolves only once its Route 53 record exists: the nodes' API_SERVER_HOST needs an A record of that name",
+        (
+            Edit(
+                "stacks/constructs/dns.py",
+                "            record_name=API_SERVER_RECORD,\n",
+                '            record_name="api",\n',
+            ),
+        ),
+        # The rehearsal's start refuses the template (a cluster run would fail its first task's Execution API
+        # call with "Name or service not known" minutes later).
+        (
+            Check(
+                pytest(
+                    "tests/rehearsal/test_private_zone.py::test_every_name_the_template_hands_a_node_has_its_record"
+                ),
+                (
+                    r"API_SERVER_HOST=api-server\.airflow\.internal, but the template has no A record of that name",
+                    r"NXDOMAIN",
+                ),
+            ),
+        ),
+    ),
+    Mutation(
         "rsync-owner-onto-access-point",
         "an EFS access point forces its uid/gid and refuses chown, even to root",
         (

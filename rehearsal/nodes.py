@@ -87,6 +87,8 @@ class RehearsalHost:
     same_keys_as_template: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     bootstrap_dir: Path = BOOTSTRAP_DIR
+    # What every process of the node runs under: its view of the private DNS zone (rehearsal/private_zone.py).
+    command_prefix: tuple[str, ...] = ()
 
     @property
     def role(self) -> str:
@@ -128,7 +130,7 @@ class RehearsalHost:
             log.write(f"$ {self.role}.sh {phase}\n")
             log.flush()
             result = subprocess.run(
-                ["bash", str(self.bootstrap_dir / f"{self.role}.sh"), phase],
+                [*self.command_prefix, "bash", str(self.bootstrap_dir / f"{self.role}.sh"), phase],
                 env=self.bootstrap_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -243,7 +245,6 @@ def cluster_nodes(
         **common_params(aws, workdir, venv, poll_interval),
         "EXECUTOR": "CeleryExecutor",
         "SCHEDULER_COUNT": str(scheduler_count),
-        "API_SERVER_HOST": "127.0.0.1",
         "API_SERVER_PORT": str(api_port),
         "API_SERVER_WORKERS": "1",
         "DB_HOST": "127.0.0.1",
@@ -260,6 +261,13 @@ def cluster_nodes(
         "WORKER_LOG_SERVER_PORT": str(free_port()),
         "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
     }
+    # The template's API_SERVER_HOST of each role: loopback on the api-server itself, the private zone's name
+    # on the others, which resolves only once the boot reaches its record (rehearsal/private_zone.py).
+    template = template_nodes(synthesized_stack().template)
+
+    def api_server_host(role: str) -> str:
+        return template[role].node_env["API_SERVER_HOST"]
+
     # Loopback stands in for three hosts, so every listening port is unique per node.
     return [
         _node(
@@ -267,6 +275,7 @@ def cluster_nodes(
             workdir,
             {
                 **shared,
+                "API_SERVER_HOST": api_server_host("scheduler"),
                 "AIRFLOW_ROLE": "scheduler",
                 "SCHEDULER_HEALTH_PORT": str(free_port()),
             },
@@ -276,6 +285,7 @@ def cluster_nodes(
             workdir,
             {
                 **shared,
+                "API_SERVER_HOST": api_server_host("api-server"),
                 "AIRFLOW_ROLE": "api-server",
                 "API_SERVER_BIND": "127.0.0.1",
                 "SCHEDULER_HEALTH_PORT": str(free_port()),
@@ -286,6 +296,7 @@ def cluster_nodes(
             workdir,
             {
                 **shared,
+                "API_SERVER_HOST": api_server_host("worker"),
                 "AIRFLOW_ROLE": "worker",
                 "WORKER_CONCURRENCY": "4",
             },

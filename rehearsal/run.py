@@ -26,6 +26,7 @@ from rehearsal.aws.stack_template import access_point_owner, synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
 from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
+from rehearsal.private_zone import RECORD_ADDRESS, PrivateZone
 from rehearsal.services import (
     RehearsalDatabase,
     RehearsalRedis,
@@ -202,6 +203,8 @@ class Rehearsal:
         self._database: RehearsalDatabase | None = None
         self._redis: RehearsalRedis | None = None
         self._shared_fs: AccessPointMount | None = None
+        # cluster profile: the stack's private DNS zone as the nodes resolve it
+        self.private_zone: PrivateZone | None = None
         # cluster profile: what stacks/connection_budget.py allows the rendered nodes
         self.connection_budget: ConnectionBudget | None = None
         self._units: dict[str, list[str]] = {}
@@ -252,11 +255,13 @@ class Rehearsal:
         self.original_input = self.workdir / "input.csv"
         self.aws.download(self.aws.pipeline_config["input_uri"], self.original_input)
         if self.profile == "cluster":
+            self.private_zone = PrivateZone.of_template(self.workdir / "dns" / "hosts", synthesized_stack().template)
+            self.private_zone.start()
             log.info("rehearsal: starting a TLS-only MariaDB server and a TLS + AUTH Redis for this run")
             self._start_services()
         self.create_nodes()
         self.supervisor = Supervisor(self.workdir / "logs")
-        self._bootstrap()
+        self.boot_nodes()
         password = self.aws.secret_value(self.aws.secret_ids["ADMIN_PASSWORD_SECRET_ID"])
         self.api = AirflowApi(self.api_url, self.admin_user, password)
         self.api.login()
@@ -287,6 +292,8 @@ class Rehearsal:
                 api_port=self.api_port,
                 flower_port=self.flower_port,
             )
+            for node in self.nodes:
+                node.command_prefix = self.private_zone.command_prefix
             self.connection_budget = rehearsal_budget(self.nodes)
         else:
             self.nodes = embedded_nodes(self.aws, self.workdir, self.venv, self.poll_interval, api_port=self.api_port)
@@ -374,10 +381,11 @@ class Rehearsal:
         self._redis = RehearsalRedis(self.workdir / "redis", redis_password, free_port(), tls=True)
         self._redis.start()
 
-    def _bootstrap(self) -> None:
+    def boot_nodes(self) -> None:
         """As CloudFormation creates the instances: a node is bootstrapped only after every node it starts
         after (stacks/start_order.py, the template's DependsOn) has passed its health gate; the nodes of one
-        wave start together."""
+        wave start together. A DNS record of the template appears once the instances it depends on signalled
+        (rehearsal/private_zone.py); a node that failed resolving it earlier fails the boot naming the record."""
         by_role: dict[str, list[RehearsalHost]] = {}
         for node in self.nodes:
             by_role.setdefault(node.role, []).append(node)
@@ -404,7 +412,9 @@ class Rehearsal:
         def start(node: RehearsalHost) -> None:
             try:
                 node.phase("start")
-                self._units[node.name] = [self.supervisor.start(node.name, u) for u in node.unit_files()]
+                self._units[node.name] = [
+                    self.supervisor.start(node.name, unit, node.command_prefix) for unit in node.unit_files()
+                ]
                 node.phase("health")
                 log.info(
                     "rehearsal: %s healthy after %.1fs (%s)",
@@ -412,6 +422,7 @@ class Rehearsal:
                     node.timings["start"] + node.timings["health"],
                     ", ".join(unit.split("/", 1)[1] for unit in self._units[node.name]),
                 )
+                self._signalled(node)
             except BaseException as error:  # reported below, from the main thread
                 errors.append(error)
 
@@ -421,7 +432,17 @@ class Rehearsal:
         for thread in threads:
             thread.join()
         if errors:
+            reason = self.private_zone.explain(str(errors[0])) if self.private_zone else None
+            if reason:
+                raise RehearsalFailed(f"{reason}\n{errors[0]}") from errors[0]
             raise errors[0]
+
+    def _signalled(self, node: RehearsalHost) -> None:
+        """The node's instance is CREATE_COMPLETE: CloudFormation goes on with what waited for it, its DNS record."""
+        if self.private_zone is None:
+            return
+        for record in self.private_zone.signalled(node.role):
+            log.info("rehearsal: DNS record created: %s -> %s (%s)", record.name, RECORD_ADDRESS, record.logical_id)
 
     def stop(self) -> None:
         if self.api:
@@ -524,6 +545,8 @@ class Rehearsal:
         iam_fact = f"iam=enforced calls={iam['calls']} denied={len(iam['denied'])}" if iam["enforced"] else "iam=off"
         efs = "access-point" if self._shared_fs and self._shared_fs.mounted else "none"
         facts = f"{iam_fact} spark={spark_line(release)} ({release}) boot=cfn-order cfn-init-env=template efs={efs}"
+        if self.private_zone is not None:
+            facts += " dns=record-gated"
         if self.connection_budget is None:  # embedded: SQLite and no broker, nothing on the wire
             return f"{facts} tls=n/a"
         return f"{facts} tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"

@@ -84,10 +84,12 @@ class UnitStartError(RuntimeError):
 
 
 class _Service:
-    def __init__(self, key: str, unit: Unit, log_path: Path):
+    def __init__(self, key: str, unit: Unit, log_path: Path, command_prefix: tuple[str, ...] = ()):
         self.key = key
         self.unit = unit
         self.log_path = log_path
+        # Put in front of ExecStartPre and ExecStart; it must exec the command (the main pid stays the unit's).
+        self.command_prefix = command_prefix
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self.exited_at: float | None = None
@@ -98,13 +100,25 @@ class _Service:
         cwd = self.unit.working_directory
         with self.log_path.open("ab") as log:
             for command in self.unit.exec_start_pre:
-                result = subprocess.run(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False)
+                result = subprocess.run(
+                    [*self.command_prefix, *command],
+                    env=env,
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
                 if result.returncode:
                     raise UnitStartError(
                         f"{self.key}: ExecStartPre {command[0]} exited {result.returncode}, see {self.log_path}"
                     )
             self.process = subprocess.Popen(
-                self.unit.exec_start, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [*self.command_prefix, *self.unit.exec_start],
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.exited_at = None
 
@@ -121,11 +135,13 @@ class Supervisor:
         self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._monitor.start()
 
-    def start(self, node: str, unit_file: Path) -> str:
+    def start(self, node: str, unit_file: Path, command_prefix: tuple[str, ...] = ()) -> str:
+        """Start a unit of `node`; `command_prefix` (which must exec its arguments) runs each of its commands
+        in the node's view of the machine, e.g. its own /etc/hosts (rehearsal/private_zone.py)."""
         unit = Unit.parse(unit_file)
         key = f"{node}/{unit.name}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log")
+        service = _Service(key, unit, self.log_dir / f"{node}.{unit.name}.log", command_prefix)
         with self._lock:
             if key in self._services:
                 raise UnitStartError(f"{key} is already running")

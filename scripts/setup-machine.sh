@@ -14,7 +14,8 @@ build_packages=(pkg-config default-libmysqlclient-dev build-essential python3-de
 # bindfs brings Debian's FUSE userland with it; the kernel's /dev/fuse the rehearsal checks for itself.
 demo_packages=("${build_packages[@]}" rsync openjdk-17-jre-headless nodejs bindfs)
 # chromium: the headless browser the UI test drives (playwright is only its driver; no browser is downloaded).
-full_packages=("${demo_packages[@]}" shellcheck mariadb-server redis-server npm chromium)
+# util-linux, mount: unshare and mount --bind give each cluster node process its own /etc/hosts (rehearsal/private_zone.py).
+full_packages=("${demo_packages[@]}" shellcheck util-linux mount mariadb-server redis-server npm chromium)
 case "$profile" in
   build) apt_packages=("${build_packages[@]}") ;;
   demo) apt_packages=("${demo_packages[@]}") ;;

@@ -205,15 +205,28 @@ class TemplateNode:
     command_env: dict[str, str]
 
 
-def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
-    """The template's Airflow instances by AIRFLOW_ROLE."""
-    nodes: dict[str, TemplateNode] = {}
+def _instance_node_envs(template: Mapping[str, Any]):
+    """(logical id, its cfn-init metadata, its node.env) of each instance cfn-init writes a node.env on."""
     for logical_id, resource in template["Resources"].items():
         init = resource.get("Metadata", {}).get("AWS::CloudFormation::Init", {})
         files = init.get("files", {}).get("files", {})
-        if NODE_ENV_PATH not in files:
-            continue
-        params = node_env_file.parse(render(files[NODE_ENV_PATH]["content"]), f"{logical_id} {NODE_ENV_PATH}")
+        if NODE_ENV_PATH in files:
+            yield (
+                logical_id,
+                init,
+                node_env_file.parse(render(files[NODE_ENV_PATH]["content"]), f"{logical_id} {NODE_ENV_PATH}"),
+            )
+
+
+def instance_roles(template: Mapping[str, Any]) -> dict[str, str]:
+    """Logical id of each Airflow instance -> the AIRFLOW_ROLE its node.env names."""
+    return {logical_id: params["AIRFLOW_ROLE"] for logical_id, _init, params in _instance_node_envs(template)}
+
+
+def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
+    """The template's Airflow instances by AIRFLOW_ROLE."""
+    nodes: dict[str, TemplateNode] = {}
+    for logical_id, init, params in _instance_node_envs(template):
         config, key = BOOTSTRAP_COMMAND
         command = init.get(config, {}).get("commands", {}).get(key)
         if command is None:
@@ -222,6 +235,55 @@ def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
     if not nodes:
         raise ValueError(f"rehearsal: the template renders no {NODE_ENV_PATH}")
     return nodes
+
+
+def references(value: Any) -> set[str]:
+    """Logical ids a template value points at (Ref, Fn::GetAtt, Fn::Sub's ${Id} / ${Id.Attr})."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner[0] if isinstance(inner, list) else inner
+                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
+                found |= references(inner[1] if isinstance(inner, list) else {})
+            else:
+                found |= references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= references(inner)
+    return found
+
+
+def created_before(template: Mapping[str, Any]) -> dict[str, set[str]]:
+    """logical id -> every resource CloudFormation must complete before creating it (transitively): what it
+    references (Ref, Fn::GetAtt, Fn::Sub) and its DependsOn. A resource with a CreationPolicy is complete
+    only once it signalled."""
+    resources = template["Resources"]
+    direct = {}
+    for logical_id, resource in resources.items():
+        depends = resource.get("DependsOn", [])
+        depends = [depends] if isinstance(depends, str) else depends
+        direct[logical_id] = (set(depends) | references({k: v for k, v in resource.items() if k != "DependsOn"})) & set(
+            resources
+        )
+    closure: dict[str, set[str]] = {}
+
+    def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:
+        if logical_id in trail:
+            raise ValueError(f"rehearsal: the template has a dependency cycle through {logical_id}")
+        if logical_id not in closure:
+            closure[logical_id] = set().union(
+                *([direct[logical_id]] + [walk(d, (*trail, logical_id)) for d in direct[logical_id]])
+            )
+        return closure[logical_id]
+
+    for logical_id in resources:
+        walk(logical_id)
+    return closure
 
 
 def bind_to_emulator(

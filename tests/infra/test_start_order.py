@@ -12,39 +12,13 @@ import pytest
 
 from rehearsal.aws.api_gate import GatedMotoServer
 from rehearsal.aws.seed import _create_secrets
-from rehearsal.aws.stack_template import template_nodes
+from rehearsal.aws.stack_template import created_before, template_nodes
 from rehearsal.nodes import FAST_SCHEDULING, RehearsalHost, free_port
 from rehearsal.supervisor import Supervisor
-from stacks.cfn_values import references
 from stacks.config import REPO_ROOT
 from stacks.start_order import STARTS_AFTER, start_waves
 
 from .infra_support import VARIANTS, node_env, parse_env
-
-
-def created_before(template: dict) -> dict[str, set[str]]:
-    """logical id -> every resource CloudFormation must complete before creating it (transitively)."""
-    resources = template["Resources"]
-    direct = {}
-    for logical_id, resource in resources.items():
-        depends = resource.get("DependsOn", [])
-        depends = [depends] if isinstance(depends, str) else depends
-        direct[logical_id] = (set(depends) | references({k: v for k, v in resource.items() if k != "DependsOn"})) & set(
-            resources
-        )
-    closure: dict[str, set[str]] = {}
-
-    def walk(logical_id: str, trail: tuple[str, ...] = ()) -> set[str]:
-        assert logical_id not in trail, f"dependency cycle through {logical_id}"
-        if logical_id not in closure:
-            closure[logical_id] = set().union(
-                *([direct[logical_id]] + [walk(d, trail + (logical_id,)) for d in direct[logical_id]])
-            )
-        return closure[logical_id]
-
-    for logical_id in resources:
-        walk(logical_id)
-    return closure
 
 
 def node_roles(template: dict) -> dict[str, str]:

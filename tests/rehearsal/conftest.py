@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from rehearsal.nodes import RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
 
 
@@ -15,6 +16,48 @@ def cluster(tmp_path_factory):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with Rehearsal("cluster", workdir=tmp_path_factory.mktemp("cluster"), scheduler_count=2) as rehearsal:
         yield rehearsal
+
+
+SECRET_KEYS = (
+    "FERNET_KEY_SECRET_ID",
+    "JWT_SECRET_SECRET_ID",
+    "API_SECRET_KEY_SECRET_ID",
+    "ADMIN_PASSWORD_SECRET_ID",
+    "FLOWER_PASSWORD_SECRET_ID",
+    "REDIS_AUTH_SECRET_ID",
+    "DB_SECRET_ID",
+)
+
+
+class SeededAws:
+    """What cluster_nodes reads of the emulator, without starting one."""
+
+    region = "us-west-2"
+    endpoint_url = "http://127.0.0.1:9"
+    pipeline_config = {"log_uri": "s3://logs/emr/"}
+    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}" for key in SECRET_KEYS}
+
+
+@pytest.fixture
+def seeded_aws() -> SeededAws:
+    return SeededAws()
+
+
+@pytest.fixture
+def cluster_hosts(tmp_path, seeded_aws) -> list[RehearsalHost]:
+    """The cluster profile's three nodes (not started), on a stand-in of the seeded emulator."""
+    return cluster_nodes(
+        seeded_aws,
+        tmp_path,
+        tmp_path / "venv",
+        1.0,
+        db_name="airflow",
+        db_port=3306,
+        db_ca_bundle=tmp_path / "db-ca.pem",
+        redis_port=6379,
+        redis_ca_bundle=tmp_path / "redis-ca.pem",
+        scheduler_count=1,
+    )
 
 
 def pytest_addoption(parser):

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -132,6 +133,28 @@ def test_database_and_broker_speak_only_verified_tls_and_the_nodes_use_them(clus
     queues = httpx.get(f"{cluster.flower_url}/api/queues/length", auth=(cluster.admin_user, password), timeout=60)
     assert queues.status_code == 200, queues.text
     assert queues.json()["active_queues"], queues.text
+
+
+def test_the_nodes_reach_the_api_server_by_the_templates_dns_name_which_resolves_only_in_their_view(cluster):
+    """The scheduler's and the worker's Execution API URL has the private zone's name (the template's value,
+    not loopback in its place); the boot created the record once the api-server signalled, in the nodes' own
+    /etc/hosts. The machine itself does not know the name. (The pipeline runs below prove the worker's task
+    processes reach the Execution API by it.)"""
+    zone = cluster.private_zone
+    (record,) = zone.records
+    assert zone.missing() == []
+    for node in cluster.nodes:
+        assert node.params["API_SERVER_HOST"] == ("127.0.0.1" if node.role == "api-server" else record.name)
+    worker = next(node for node in cluster.nodes if node.role == "worker")
+    assert f"http://{record.name}:" in (worker.home / "airflow.env").read_text()
+    # The worker's running Celery process is in a mount namespace of its own, whose /etc/hosts has the record.
+    pid = next(pid for key in cluster.units("worker") if (pid := cluster.supervisor.pid(key)))
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert f"127.0.0.1 {record.name}" in Path(f"/proc/{pid}/root/etc/hosts").read_text()
+    found = subprocess.run(zone.command(["getent", "hosts", record.name]), capture_output=True, text=True, check=True)
+    assert found.stdout.split()[0] == "127.0.0.1"
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo(record.name, 8080)
 
 
 def test_many_tasks_at_once_stay_within_the_database_connection_budget(cluster):

@@ -15,44 +15,13 @@ import pytest
 from rehearsal import access_point
 from rehearsal.access_point import AccessPointUnavailable
 from rehearsal.aws.stack_template import synthesized_stack
-from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
+from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost
 from rehearsal.run import Rehearsal
-
-SECRET_KEYS = (
-    "FERNET_KEY_SECRET_ID",
-    "JWT_SECRET_SECRET_ID",
-    "API_SECRET_KEY_SECRET_ID",
-    "ADMIN_PASSWORD_SECRET_ID",
-    "FLOWER_PASSWORD_SECRET_ID",
-    "REDIS_AUTH_SECRET_ID",
-    "DB_SECRET_ID",
-)
-
-
-class SeededAws:
-    """What cluster_nodes reads of the emulator, without starting one."""
-
-    region = "us-west-2"
-    endpoint_url = "http://127.0.0.1:9"
-    pipeline_config = {"log_uri": "s3://logs/emr/"}
-    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}" for key in SECRET_KEYS}
 
 
 @pytest.fixture
-def scheduler(tmp_path) -> RehearsalHost:
-    nodes = cluster_nodes(
-        SeededAws(),
-        tmp_path,
-        tmp_path / "venv",
-        1.0,
-        db_name="airflow",
-        db_port=3306,
-        db_ca_bundle=tmp_path / "db-ca.pem",
-        redis_port=6379,
-        redis_ca_bundle=tmp_path / "redis-ca.pem",
-        scheduler_count=1,
-    )
-    return next(node for node in nodes if node.role == "scheduler")
+def scheduler(cluster_hosts) -> RehearsalHost:
+    return next(node for node in cluster_hosts if node.role == "scheduler")
 
 
 def test_cluster_node_env_has_exactly_the_template_keys(scheduler):
@@ -103,11 +72,11 @@ def test_a_bootstrap_needing_a_variable_cfn_init_does_not_give_fails(scheduler, 
         node.phase("install")
 
 
-def test_the_embedded_dag_folder_has_the_template_access_point_semantics(tmp_path):
+def test_the_embedded_dag_folder_has_the_template_access_point_semantics(tmp_path, seeded_aws):
     """As on EFS: a file the node writes into its DAG folder is owned by the access point's PosixUser, and
     chown is refused (root's too, so an owner-keeping DAG sync fails here as on AWS)."""
     rehearsal = Rehearsal("embedded", workdir=tmp_path)
-    rehearsal.aws = SeededAws()
+    rehearsal.aws = seeded_aws
     try:
         rehearsal.create_nodes()
         dags = Path(rehearsal.nodes[0].params["DAGS_FOLDER"])
