@@ -1,15 +1,22 @@
-"""The rehearsal's nodes against the synthesized template: node.env's key set and cfn-init's environment.
+"""The rehearsal's nodes against the synthesized template: node.env's values and cfn-init's environment.
 
-These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis.
+These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis
+(or a copy of it with one value changed, as a change to the stack would render it).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
+from airflow_assets.bootstrap import node_env_file
+from rehearsal.aws import seed
+from rehearsal.aws.stack_template import NODE_ENV_PATH, SynthesizedStack, synthesized_stack
+from rehearsal.node_env_template import LOCAL_VALUES
 from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 
 SECRET_KEYS = (
@@ -24,44 +31,123 @@ SECRET_KEYS = (
 
 
 class SeededAws:
-    """What cluster_nodes reads of the emulator, without starting one."""
+    """What cluster_nodes reads of the emulator (the seed's names and ARNs), without starting one."""
 
     region = "us-west-2"
+    account_id = "123456789012"
     endpoint_url = "http://127.0.0.1:9"
-    pipeline_config = {"log_uri": "s3://logs/emr/"}
-    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}" for key in SECRET_KEYS}
+    pipeline_config = {
+        "service_role": seed.SERVICE_ROLE,
+        "job_flow_role": seed.INSTANCE_PROFILE,
+        "subnet_id": "subnet-0a1b2c3d",
+        "emr_managed_primary_sg": "sg-0primary",
+        "emr_managed_core_sg": "sg-0core",
+        "service_access_sg": "sg-0access",
+        "log_uri": f"s3://{seed.LOGS_BUCKET}/{seed.EMR_LOG_PREFIX}",
+        "steps_uri": f"s3://{seed.CODE_BUCKET}/{seed.STEPS_PREFIX}",
+        "input_uri": f"s3://{seed.DATA_BUCKET}/{seed.INPUT_KEY}",
+        "output_uri": f"s3://{seed.DATA_BUCKET}/{seed.OUTPUT_PREFIX}",
+    }
+    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}-AbCdEf" for key in SECRET_KEYS}
 
 
-@pytest.fixture
-def scheduler(tmp_path) -> RehearsalHost:
+def _cluster(tmp_path: Path, aws=None) -> dict[str, RehearsalHost]:
     nodes = cluster_nodes(
-        SeededAws(),
+        aws or SeededAws(),
         tmp_path,
         tmp_path / "venv",
         1.0,
-        db_name="airflow",
         db_port=3306,
         db_ca_bundle=tmp_path / "db-ca.pem",
         redis_port=6379,
         redis_ca_bundle=tmp_path / "redis-ca.pem",
         scheduler_count=1,
     )
-    return next(node for node in nodes if node.role == "scheduler")
+    return {node.role: node for node in nodes}
 
 
-def test_cluster_node_env_has_exactly_the_template_keys(scheduler):
-    scheduler.write_node_env()
-    assert scheduler.node_env_file.is_file()
+@pytest.fixture
+def scheduler(tmp_path) -> RehearsalHost:
+    return _cluster(tmp_path)["scheduler"]
 
 
-@pytest.mark.parametrize("change", ["extra", "missing"])
-def test_a_node_env_key_the_template_does_not_share_stops_the_rehearsal(scheduler, change):
-    if change == "extra":
-        scheduler.params["DB_SSL_MODE"] = "off"
-        expected = "only the rehearsal's has DB_SSL_MODE"
+def _written(node: RehearsalHost) -> dict[str, str]:
+    node.write_node_env()
+    return node_env_file.parse(node.node_env_file.read_text())
+
+
+def _template_with_node_env(lines: str) -> SynthesizedStack:
+    """The synthesized template with `lines` appended to every instance's node.env, as the stack would render them."""
+    stack = synthesized_stack()
+    template = copy.deepcopy(stack.template)
+    for resource in template["Resources"].values():
+        files = resource.get("Metadata", {}).get("AWS::CloudFormation::Init", {}).get("files", {}).get("files", {})
+        if NODE_ENV_PATH in files:
+            files[NODE_ENV_PATH]["content"] = {"Fn::Join": ["", [files[NODE_ENV_PATH]["content"], lines]]}
+    return SynthesizedStack(template, stack.stack_name, 0.0)
+
+
+@pytest.mark.parametrize(
+    "template_sets",
+    [
+        {"WORKER_STOP_TIMEOUT_SECONDS": "1200"},  # a key the rehearsal never wrote
+        {"WORKER_CONCURRENCY": "16"},  # a key the rehearsal tunes where the template leaves EC2's default
+        {"TASK_HEARTBEAT_TIMEOUT": "120", "DAG_REFRESH_INTERVAL": "60"},
+    ],
+)
+def test_a_tuning_value_the_template_sets_is_the_value_every_node_runs_with(tmp_path, monkeypatch, template_sets):
+    stack = _template_with_node_env("".join(f"{key}={value}\n" for key, value in template_sets.items()))
+    monkeypatch.setattr("rehearsal.nodes.synthesized_stack", lambda: stack)
+    for role, node in _cluster(tmp_path).items():
+        written = _written(node)
+        assert {key: written.get(key) for key in template_sets} == template_sets, role
+
+
+def test_every_node_runs_the_template_node_env_but_for_the_listed_local_values(tmp_path):
+    """Values the template fixes (API_SERVER_WORKERS=2, DB_NAME, the uid) are the template's; references
+    are the emulated resources' names and ARNs, not the rehearsal's own literals."""
+    aws = SeededAws()
+    for role, node in _cluster(tmp_path, aws).items():
+        written = _written(node)
+        template = node.template.node_env
+        for key, value in template.items():
+            if key not in LOCAL_VALUES and "<" not in value:
+                assert written[key] == value, (role, key)
+        assert set(written) - set(template) <= set(LOCAL_VALUES), role
+        assert written["DB_SECRET_ID"] == aws.secret_ids["DB_SECRET_ID"]
+        assert written["REMOTE_LOG_URI"] == f"s3://{seed.LOGS_BUCKET}/airflow/"
+        pipeline = json.loads(written["EMR_PIPELINE_JSON"])
+        assert pipeline.pop("poll_interval_seconds") == 1.0
+        assert pipeline == {**json.loads(template["EMR_PIPELINE_JSON"]), **aws.pipeline_config}, role
+
+
+def test_a_reference_the_emulator_has_no_resource_for_stops_the_rehearsal(tmp_path, monkeypatch):
+    stack = _template_with_node_env({"Fn::Join": ["", ["EXTRA_BUCKET_HINT=", {"Ref": "NoSuchBucket"}, "\n"]]})
+    monkeypatch.setattr("rehearsal.nodes.synthesized_stack", lambda: stack)
+    monkeypatch.setattr(node_env_file, "KEYS", node_env_file.KEYS | {"EXTRA_BUCKET_HINT"})
+    with pytest.raises(BootstrapError, match="EXTRA_BUCKET_HINT refers to <NoSuchBucket>"):
+        _written(_cluster(tmp_path)["scheduler"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("DB_SSL_MODE", "off", "DB_SSL_MODE is not in the template's node.env"),
+        ("AIRFLOW_REQUIREMENTS", None, "AIRFLOW_REQUIREMENTS is missing"),
+        ("API_SERVER_WORKERS", "1", "API_SERVER_WORKERS='1', the template's is '2'"),
+        ("DB_TLS", "false", "DB_TLS='false', the template's is 'true'"),
+        ("REDIS_AUTH_SECRET_ID", "arn:aws:secretsmanager:us-west-2:1:secret:x", "REDIS_AUTH_SECRET_ID="),
+        ("EMR_PIPELINE_JSON", None, "EMR_PIPELINE_JSON field release_label="),
+    ],
+)
+def test_a_node_env_value_the_template_does_not_render_stops_the_rehearsal(scheduler, key, value, expected):
+    if key == "EMR_PIPELINE_JSON":
+        pipeline = json.loads(scheduler.params[key])
+        scheduler.params[key] = json.dumps({**pipeline, "release_label": "emr-6.15.0"})
+    elif value is None:
+        del scheduler.params[key]
     else:
-        del scheduler.params["AIRFLOW_REQUIREMENTS"]
-        expected = "only the template's has AIRFLOW_REQUIREMENTS"
+        scheduler.params[key] = value
     with pytest.raises(BootstrapError, match=expected):
         scheduler.write_node_env()
 
