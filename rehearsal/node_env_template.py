@@ -56,6 +56,11 @@ LOCAL_VALUES: dict[str, tuple[Local, str]] = {
         "no service user: the rehearsal creates no system users on its machine (the shared DAG folder "
         "still forces the template's uid/gid on its files)",
     ),
+    "API_SERVER_WORKERS": (
+        Local.REPLACES,
+        "one uvicorn worker: with the template's 2 on this machine's 2 shared cores, the first task's "
+        "PATCH /execution/task-instances/<id>/run stalled 45 s (client ReadTimeouts, task failed) twice",
+    ),
     "PROCESS_MANAGER": (Local.REPLACES, "the rehearsal's supervisor runs the rendered unit files instead of systemd"),
     "SCHEDULER_COUNT": (
         Local.REPLACES,

@@ -263,6 +263,7 @@ def cluster_nodes(
             "DAGS_FOLDER": str(workdir / "efs" / "dags"),
             "AIRFLOW_USER": "",
             "PROCESS_MANAGER": "external",
+            "API_SERVER_WORKERS": "1",
             "SCHEDULER_COUNT": str(scheduler_count),
             PIPELINE_PARAMETER: json.dumps(pipeline, separators=(",", ":")),
             "WORKER_CONCURRENCY": WORKER_CONCURRENCY,

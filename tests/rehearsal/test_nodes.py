@@ -104,7 +104,7 @@ def test_a_tuning_value_the_template_sets_is_the_value_every_node_runs_with(tmp_
 
 
 def test_every_node_runs_the_template_node_env_but_for_the_listed_local_values(tmp_path):
-    """Values the template fixes (API_SERVER_WORKERS=2, DB_NAME, the uid) are the template's; references
+    """Values the template fixes (DB_NAME, DB_TLS, the uid) are the template's; references
     are the emulated resources' names and ARNs, not the rehearsal's own literals."""
     aws = SeededAws()
     for role, node in _cluster(tmp_path, aws).items():
@@ -134,7 +134,8 @@ def test_a_reference_the_emulator_has_no_resource_for_stops_the_rehearsal(tmp_pa
     [
         ("DB_SSL_MODE", "off", "DB_SSL_MODE is not in the template's node.env"),
         ("AIRFLOW_REQUIREMENTS", None, "AIRFLOW_REQUIREMENTS is missing"),
-        ("API_SERVER_WORKERS", "1", "API_SERVER_WORKERS='1', the template's is '2'"),
+        ("DB_NAME", "airflow_rehearsal", "DB_NAME='airflow_rehearsal', the template's is 'airflow'"),
+        ("AIRFLOW_UID", "1000", "AIRFLOW_UID='1000', the template's is '50000'"),
         ("DB_TLS", "false", "DB_TLS='false', the template's is 'true'"),
         ("REDIS_AUTH_SECRET_ID", "arn:aws:secretsmanager:us-west-2:1:secret:x", "REDIS_AUTH_SECRET_ID="),
         ("EMR_PIPELINE_JSON", None, "EMR_PIPELINE_JSON field release_label="),
