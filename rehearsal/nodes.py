@@ -13,13 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_assets.bootstrap import node_env_file
-from rehearsal.aws.stack_template import TemplateNode, synthesized_stack, template_nodes
+from rehearsal.aws.stack_template import PIPELINE_PARAMETER, TemplateNode, synthesized_stack, template_nodes
+from rehearsal.node_env_template import (
+    NodeEnvMismatch,
+    TemplateEnv,
+    check,
+    emulated_references,
+    rehearsal_env,
+    template_env,
+)
 from stacks import s3_layout
 from stacks.config import REPO_ROOT
 
 BOOTSTRAP_DIR = REPO_ROOT / "airflow_assets" / "bootstrap"
 DAGS_SOURCE_DIR = REPO_ROOT / "airflow_assets" / "dags"
-# Rehearsal tuning: pick work up within seconds instead of EC2's calmer defaults.
+# Rehearsal tuning: pick work up within seconds instead of EC2's calmer defaults. The cluster's nodes
+# take these only where the template sets no value (rehearsal/node_env_template.py LOCAL_VALUES).
 FAST_SCHEDULING = {
     "SCHEDULER_HEARTBEAT_SEC": "1",
     "DAG_REFRESH_INTERVAL": "10",
@@ -30,17 +39,7 @@ FAST_SCHEDULING = {
     "HEALTH_TIMEOUT_SECONDS": "300",
     "MIGRATION_WAIT_SECONDS": "600",
 }
-# Keys the rehearsal's node.env holds that the template's does not, each for a reason that exists only
-# here. Every other key of either file must be in both (`check_keys`).
-LOCAL_ONLY_KEYS = {
-    "AWS_ENDPOINT_URL": "the emulator's endpoint; on EC2 the SDKs use the regional endpoints",
-    "PROCESS_MANAGER": "the rehearsal's supervisor runs the rendered unit files instead of systemd",
-    "API_SERVER_BIND": "loopback stands in for three hosts",
-    "SCHEDULER_HEALTH_PORT": "loopback stands in for three hosts: every listening port is unique",
-    "REDIS_CA_BUNDLE": "the run's own Redis CA; on AWS the OS trust store verifies ElastiCache (empty, not rendered)",
-    "WORKER_CONCURRENCY": "rehearsal tuning: the rehearsal machine has fewer cores than the worker instance",
-    **dict.fromkeys(FAST_SCHEDULING, "rehearsal tuning (FAST_SCHEDULING)"),
-}
+WORKER_CONCURRENCY = "4"  # where the template sets none: the rehearsal machine has fewer cores than EC2's
 # Variables the bootstrap gets besides the template's cfn-init `env` map (cfn-init gives a command
 # exactly that map), each because the rehearsal's machine is not the node:
 LOCAL_BOOTSTRAP_ENV = (
@@ -83,8 +82,10 @@ class RehearsalHost:
     root: Path
     params: dict[str, str]
     template: TemplateNode
-    # The embedded profile is one node in a shape no stage deploys (sqlite, api-server colocated).
-    same_keys_as_template: bool = True
+    # The template's node.env for this role with the emulator's resources, which `params` must equal but
+    # for rehearsal/node_env_template.py LOCAL_VALUES. None for a shape no stage deploys (the embedded
+    # profile: sqlite, api-server colocated).
+    template_env: TemplateEnv | None = None
     timings: dict[str, float] = field(default_factory=dict)
     bootstrap_dir: Path = BOOTSTRAP_DIR
     # What every process of the node runs under: its view of the private DNS zone (rehearsal/private_zone.py).
@@ -107,8 +108,11 @@ class RehearsalHost:
         return self.root / "bootstrap.log"
 
     def write_node_env(self) -> None:
-        if self.same_keys_as_template:
-            check_keys(self.name, self.params, self.template.node_env)
+        if self.template_env is not None:
+            try:
+                check(self.name, self.params, self.template_env)
+            except NodeEnvMismatch as error:
+                raise BootstrapError(str(error)) from None
         self.root.mkdir(parents=True, exist_ok=True)
         self.node_env_file.write_text(node_env_file.render(self.params))
 
@@ -150,25 +154,6 @@ class RehearsalHost:
         return [self.home / "units" / name for name in out.split()]
 
 
-def check_keys(name: str, params: dict[str, str], template_env: dict[str, str]) -> None:
-    """The rehearsal's node.env has the template's keys, plus only LOCAL_ONLY_KEYS."""
-    extra = sorted(set(params) - set(template_env) - set(LOCAL_ONLY_KEYS))
-    missing = sorted(set(template_env) - set(params))
-    if extra or missing:
-        raise BootstrapError(
-            f"{name}: the rehearsal's node.env differs from the one the synthesized template renders for "
-            f"AIRFLOW_ROLE={template_env.get('AIRFLOW_ROLE')}: "
-            + "; ".join(
-                part
-                for part in (
-                    extra and f"only the rehearsal's has {', '.join(extra)}",
-                    missing and f"only the template's has {', '.join(missing)}",
-                )
-                if part
-            )
-        )
-
-
 def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[str, str]:
     template = template_nodes(synthesized_stack().template)["scheduler"].node_env
     pipeline = aws.pipeline_config
@@ -195,11 +180,15 @@ def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[
     }
 
 
-def _node(name: str, workdir: Path, params: dict[str, str], same_keys_as_template: bool = True) -> RehearsalHost:
+def _embedded_node(name: str, workdir: Path, params: dict[str, str]) -> RehearsalHost:
     root = workdir / "nodes" / name
-    home = root / "airflow"
     template = template_nodes(synthesized_stack().template)[params["AIRFLOW_ROLE"]]
-    return RehearsalHost(name, root, {**params, "AIRFLOW_HOME": str(home)}, template, same_keys_as_template)
+    return RehearsalHost(name, root, {**params, "AIRFLOW_HOME": str(root / "airflow")}, template)
+
+
+def template_db_name() -> str:
+    """The database the template's nodes use (the run's own MariaDB server creates it)."""
+    return template_nodes(synthesized_stack().template)["scheduler"].node_env["DB_NAME"]
 
 
 def embedded_nodes(
@@ -220,7 +209,7 @@ def embedded_nodes(
         "WORKER_LOG_SERVER_PORT": str(free_port()),
         "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
     }
-    return [_node("embedded", workdir, params, same_keys_as_template=False)]
+    return [_embedded_node("embedded", workdir, params)]
 
 
 def cluster_nodes(
@@ -229,7 +218,6 @@ def cluster_nodes(
     venv: Path,
     poll_interval: float,
     *,
-    db_name: str,
     db_port: int,
     db_ca_bundle: Path,
     redis_port: int,
@@ -238,70 +226,58 @@ def cluster_nodes(
     api_port: int | None = None,
     flower_port: int | None = None,
 ) -> list[RehearsalHost]:
-    """TLS to the database and the broker, verified, as the stack renders it for RDS and ElastiCache; only the
-    endpoints and the CAs (the rehearsal's own, not the RDS bundle and the OS trust store) differ."""
+    """Each node's node.env is the one the synthesized template renders for its role, references bound to
+    the emulator's resources; only endpoints, CAs, ports and local paths differ (LOCAL_VALUES): TLS to the
+    database and the broker, verified, with the rehearsal's own CAs instead of the RDS bundle and the OS
+    trust store."""
+    stack = synthesized_stack()
+    references = emulated_references(stack, aws)
     api_port = api_port or free_port()
-    shared = {
-        **common_params(aws, workdir, venv, poll_interval),
-        "EXECUTOR": "CeleryExecutor",
-        "SCHEDULER_COUNT": str(scheduler_count),
+    # As the stack hands every node the ports of the others (the api-server reads the log servers).
+    ports = {
         "API_SERVER_PORT": str(api_port),
-        "API_SERVER_WORKERS": "1",
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(db_port),
-        "DB_NAME": db_name,
-        "DB_TLS": "true",
-        "DB_CA_BUNDLE": str(db_ca_bundle),
-        "REDIS_HOST": "127.0.0.1",
-        "REDIS_PORT": str(redis_port),
-        "REDIS_TLS": "true",
-        "REDIS_CA_BUNDLE": str(redis_ca_bundle),
-        # As the stack hands every node the ports of the others (the api-server reads the log servers).
         "FLOWER_PORT": str(flower_port or free_port()),
         "WORKER_LOG_SERVER_PORT": str(free_port()),
         "TRIGGERER_LOG_SERVER_PORT": str(free_port()),
     }
-    # The template's API_SERVER_HOST of each role: loopback on the api-server itself, the private zone's name
-    # on the others, which resolves only once the boot reaches its record (rehearsal/private_zone.py).
-    template = template_nodes(synthesized_stack().template)
-
-    def api_server_host(role: str) -> str:
-        return template[role].node_env["API_SERVER_HOST"]
-
-    # Loopback stands in for three hosts, so every listening port is unique per node.
-    return [
-        _node(
-            "scheduler",
-            workdir,
-            {
-                **shared,
-                "API_SERVER_HOST": api_server_host("scheduler"),
-                "AIRFLOW_ROLE": "scheduler",
-                "SCHEDULER_HEALTH_PORT": str(free_port()),
-            },
-        ),
-        _node(
-            "api-server",
-            workdir,
-            {
-                **shared,
-                "API_SERVER_HOST": api_server_host("api-server"),
-                "AIRFLOW_ROLE": "api-server",
-                "API_SERVER_BIND": "127.0.0.1",
-                "SCHEDULER_HEALTH_PORT": str(free_port()),
-            },
-        ),
-        _node(
-            "worker",
-            workdir,
-            {
-                **shared,
-                "API_SERVER_HOST": api_server_host("worker"),
-                "AIRFLOW_ROLE": "worker",
-                "WORKER_CONCURRENCY": "4",
-            },
-        ),
-    ]
+    nodes = []
+    for role in ("scheduler", "api-server", "worker"):
+        template = template_nodes(stack.template)[role]
+        expected = template_env(template, references)
+        root = workdir / "nodes" / role
+        pipeline = json.loads(expected.values[PIPELINE_PARAMETER])
+        pipeline["poll_interval_seconds"] = poll_interval
+        local = {
+            **ports,
+            # Loopback stands in for three hosts, so every listening port is unique per node.
+            "SCHEDULER_HEALTH_PORT": str(free_port()),
+            "AWS_ENDPOINT_URL": aws.endpoint_url,
+            "DB_HOST": "127.0.0.1",
+            "DB_PORT": str(db_port),
+            "DB_CA_BUNDLE": str(db_ca_bundle),
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(redis_port),
+            "REDIS_CA_BUNDLE": str(redis_ca_bundle),
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "AIRFLOW_VENV": str(venv),
+            "AIRFLOW_REQUIREMENTS": str(REPO_ROOT / "requirements-airflow.txt"),
+            "DAGS_SOURCE_DIR": str(DAGS_SOURCE_DIR),
+            "DAGS_FOLDER": str(workdir / "efs" / "dags"),
+            "AIRFLOW_USER": "",
+            "PROCESS_MANAGER": "external",
+            "API_SERVER_WORKERS": "1",
+            "SCHEDULER_COUNT": str(scheduler_count),
+            PIPELINE_PARAMETER: json.dumps(pipeline, separators=(",", ":")),
+            "WORKER_CONCURRENCY": WORKER_CONCURRENCY,
+            **FAST_SCHEDULING,
+            **({"API_SERVER_BIND": "127.0.0.1"} if role == "api-server" else {}),
+        }
+        try:
+            params = rehearsal_env(expected, local)
+        except NodeEnvMismatch as error:
+            raise BootstrapError(f"{role}: {error}") from None
+        nodes.append(RehearsalHost(role, root, params, template, expected))
+    return nodes
 
 
 def describe(node: RehearsalHost) -> str:

@@ -25,7 +25,7 @@ from rehearsal.aws.spark_env import spark_line
 from rehearsal.aws.stack_template import access_point_owner, synthesized_stack
 from rehearsal.dataset import DATASET
 from rehearsal.db_budget import ConnectionBudget, rehearsal_budget, stack_max_connections
-from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port
+from rehearsal.nodes import REPO_ROOT, RehearsalHost, cluster_nodes, embedded_nodes, free_port, template_db_name
 from rehearsal.private_zone import RECORD_ADDRESS, PrivateZone
 from rehearsal.services import (
     RehearsalDatabase,
@@ -283,7 +283,6 @@ class Rehearsal:
                 self.workdir,
                 self.venv,
                 self.poll_interval,
-                db_name=self._database.name,
                 db_port=self._mariadb.port,
                 db_ca_bundle=self._mariadb.ca_bundle,
                 redis_port=self._redis.port,
@@ -373,8 +372,9 @@ class Rehearsal:
         # Our own server, so its connection counter is this run's: RDS's max_connections for the stack's class.
         self._mariadb = TlsOnlyMariaDb(self.workdir / "mariadb", free_port(), max_connections=stack_max_connections())
         self._mariadb.start()
+        # The template's database name: the server is this run's own, so the name need not differ.
         self._database = self._mariadb.database(
-            name=credentials["database"], username=credentials["username"], password=credentials["password"]
+            name=template_db_name(), username=credentials["username"], password=credentials["password"]
         )
         self._database.create()
         redis_password = self.aws.secret_value(self.aws.secret_ids["REDIS_AUTH_SECRET_ID"])
@@ -549,7 +549,9 @@ class Rehearsal:
             facts += " dns=record-gated"
         if self.connection_budget is None:  # embedded: SQLite and no broker, nothing on the wire
             return f"{facts} tls=n/a"
-        return f"{facts} tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"
+        return (
+            f"{facts} node-env=template tls=on db_connections={self.connection_peak()}/{self.connection_budget.total}"
+        )
 
     def _failure_summaries(self, cluster_id: str, step_name: str) -> list[str]:
         log_uri = self.aws.pipeline_config["log_uri"].rstrip("/") + f"/{cluster_id}/"

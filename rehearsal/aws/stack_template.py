@@ -198,11 +198,13 @@ BOOTSTRAP_COMMAND = ("bootstrap", "20-bootstrap")  # the config and key of the c
 
 @dataclass(frozen=True)
 class TemplateNode:
-    """What the template gives one Airflow instance: its node.env (references as placeholders) and the
-    `env` map cfn-init runs the bootstrap command with (cfn-init's whole environment for it)."""
+    """What the template gives one Airflow instance: its node.env (references as placeholders), the
+    `env` map cfn-init runs the bootstrap command with (cfn-init's whole environment for it), and the
+    cfn-init `files` entry's content that writes node.env (to render with other values for references)."""
 
     node_env: dict[str, str]
     command_env: dict[str, str]
+    node_env_content: Any = None
 
 
 def _instance_node_envs(template: Mapping[str, Any]):
@@ -231,7 +233,11 @@ def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
         command = init.get(config, {}).get("commands", {}).get(key)
         if command is None:
             raise ValueError(f"rehearsal: {logical_id} has no cfn-init command {config}/{key}")
-        nodes[params["AIRFLOW_ROLE"]] = TemplateNode(params, {k: render(v) for k, v in command.get("env", {}).items()})
+        nodes[params["AIRFLOW_ROLE"]] = TemplateNode(
+            params,
+            {k: render(v) for k, v in command.get("env", {}).items()},
+            init["files"]["files"][NODE_ENV_PATH]["content"],
+        )
     if not nodes:
         raise ValueError(f"rehearsal: the template renders no {NODE_ENV_PATH}")
     return nodes

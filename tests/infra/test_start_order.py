@@ -110,7 +110,7 @@ def test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist(dev, t
             }
             assert params["API_SERVER_HOST"] == written["API_SERVER_HOST"]
             # Bootstrapped with the template's cfn-init env map; sqlite is a shape the template does not have.
-            node = RehearsalHost(role, root, params, template_nodes(template)[role], same_keys_as_template=False)
+            node = RehearsalHost(role, root, params, template_nodes(template)[role])
             node.write_node_env()
             for phase in ("configure", "start"):
                 node.phase(phase)

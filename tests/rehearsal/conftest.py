@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from rehearsal.aws import seed
 from rehearsal.nodes import RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
 
@@ -30,12 +31,24 @@ SECRET_KEYS = (
 
 
 class SeededAws:
-    """What cluster_nodes reads of the emulator, without starting one."""
+    """What cluster_nodes reads of the emulator (the seed's names and ARNs), without starting one."""
 
     region = "us-west-2"
+    account_id = "123456789012"
     endpoint_url = "http://127.0.0.1:9"
-    pipeline_config = {"log_uri": "s3://logs/emr/"}
-    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}" for key in SECRET_KEYS}
+    pipeline_config = {
+        "service_role": seed.SERVICE_ROLE,
+        "job_flow_role": seed.INSTANCE_PROFILE,
+        "subnet_id": "subnet-0a1b2c3d",
+        "emr_managed_primary_sg": "sg-0primary",
+        "emr_managed_core_sg": "sg-0core",
+        "service_access_sg": "sg-0access",
+        "log_uri": f"s3://{seed.LOGS_BUCKET}/{seed.EMR_LOG_PREFIX}",
+        "steps_uri": f"s3://{seed.CODE_BUCKET}/{seed.STEPS_PREFIX}",
+        "input_uri": f"s3://{seed.DATA_BUCKET}/{seed.INPUT_KEY}",
+        "output_uri": f"s3://{seed.DATA_BUCKET}/{seed.OUTPUT_PREFIX}",
+    }
+    secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}-AbCdEf" for key in SECRET_KEYS}
 
 
 @pytest.fixture
@@ -51,7 +64,6 @@ def cluster_hosts(tmp_path, seeded_aws) -> list[RehearsalHost]:
         tmp_path,
         tmp_path / "venv",
         1.0,
-        db_name="airflow",
         db_port=3306,
         db_ca_bundle=tmp_path / "db-ca.pem",
         redis_port=6379,

@@ -1,22 +1,43 @@
-"""The rehearsal's nodes against the synthesized template: node.env's key set, cfn-init's environment and
+"""The rehearsal's nodes against the synthesized template: node.env's values, cfn-init's environment and
 the EFS access point their DAG folder lies on.
 
-These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis.
+These start no rehearsal: the bootstrap entry is a stand-in script, the template the cached synthesis
+(or a copy of it with one value changed, as a change to the stack would render it).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from airflow_assets.bootstrap import node_env_file
 from rehearsal import access_point
 from rehearsal.access_point import AccessPointUnavailable
-from rehearsal.aws.stack_template import synthesized_stack
-from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost
+from rehearsal.aws import seed
+from rehearsal.aws.stack_template import NODE_ENV_PATH, SynthesizedStack, synthesized_stack
+from rehearsal.node_env_template import LOCAL_VALUES
+from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
+
+
+def _cluster(tmp_path: Path, aws) -> dict[str, RehearsalHost]:
+    nodes = cluster_nodes(
+        aws,
+        tmp_path,
+        tmp_path / "venv",
+        1.0,
+        db_port=3306,
+        db_ca_bundle=tmp_path / "db-ca.pem",
+        redis_port=6379,
+        redis_ca_bundle=tmp_path / "redis-ca.pem",
+        scheduler_count=1,
+    )
+    return {node.role: node for node in nodes}
 
 
 @pytest.fixture
@@ -24,19 +45,86 @@ def scheduler(cluster_hosts) -> RehearsalHost:
     return next(node for node in cluster_hosts if node.role == "scheduler")
 
 
-def test_cluster_node_env_has_exactly_the_template_keys(scheduler):
-    scheduler.write_node_env()
-    assert scheduler.node_env_file.is_file()
+def _written(node: RehearsalHost) -> dict[str, str]:
+    node.write_node_env()
+    return node_env_file.parse(node.node_env_file.read_text())
 
 
-@pytest.mark.parametrize("change", ["extra", "missing"])
-def test_a_node_env_key_the_template_does_not_share_stops_the_rehearsal(scheduler, change):
-    if change == "extra":
-        scheduler.params["DB_SSL_MODE"] = "off"
-        expected = "only the rehearsal's has DB_SSL_MODE"
+def _template_with_node_env(lines: str) -> SynthesizedStack:
+    """The synthesized template with `lines` appended to every instance's node.env, as the stack would render them."""
+    stack = synthesized_stack()
+    template = copy.deepcopy(stack.template)
+    for resource in template["Resources"].values():
+        files = resource.get("Metadata", {}).get("AWS::CloudFormation::Init", {}).get("files", {}).get("files", {})
+        if NODE_ENV_PATH in files:
+            files[NODE_ENV_PATH]["content"] = {"Fn::Join": ["", [files[NODE_ENV_PATH]["content"], lines]]}
+    return SynthesizedStack(template, stack.stack_name, 0.0)
+
+
+@pytest.mark.parametrize(
+    "template_sets",
+    [
+        {"WORKER_STOP_TIMEOUT_SECONDS": "1200"},  # a key the rehearsal never wrote
+        {"WORKER_CONCURRENCY": "16"},  # a key the rehearsal tunes where the template leaves EC2's default
+        {"TASK_HEARTBEAT_TIMEOUT": "120", "DAG_REFRESH_INTERVAL": "60"},
+    ],
+)
+def test_a_tuning_value_the_template_sets_is_the_value_every_node_runs_with(
+    tmp_path, monkeypatch, template_sets, seeded_aws
+):
+    stack = _template_with_node_env("".join(f"{key}={value}\n" for key, value in template_sets.items()))
+    monkeypatch.setattr("rehearsal.nodes.synthesized_stack", lambda: stack)
+    for role, node in _cluster(tmp_path, seeded_aws).items():
+        written = _written(node)
+        assert {key: written.get(key) for key in template_sets} == template_sets, role
+
+
+def test_every_node_runs_the_template_node_env_but_for_the_listed_local_values(tmp_path, seeded_aws):
+    """Values the template fixes (DB_NAME, DB_TLS, the uid) are the template's; references
+    are the emulated resources' names and ARNs, not the rehearsal's own literals."""
+    aws = seeded_aws
+    for role, node in _cluster(tmp_path, aws).items():
+        written = _written(node)
+        template = node.template.node_env
+        for key, value in template.items():
+            if key not in LOCAL_VALUES and "<" not in value:
+                assert written[key] == value, (role, key)
+        assert set(written) - set(template) <= set(LOCAL_VALUES), role
+        assert written["DB_SECRET_ID"] == aws.secret_ids["DB_SECRET_ID"]
+        assert written["REMOTE_LOG_URI"] == f"s3://{seed.LOGS_BUCKET}/airflow/"
+        pipeline = json.loads(written["EMR_PIPELINE_JSON"])
+        assert pipeline.pop("poll_interval_seconds") == 1.0
+        assert pipeline == {**json.loads(template["EMR_PIPELINE_JSON"]), **aws.pipeline_config}, role
+
+
+def test_a_reference_the_emulator_has_no_resource_for_stops_the_rehearsal(tmp_path, monkeypatch, seeded_aws):
+    stack = _template_with_node_env({"Fn::Join": ["", ["EXTRA_BUCKET_HINT=", {"Ref": "NoSuchBucket"}, "\n"]]})
+    monkeypatch.setattr("rehearsal.nodes.synthesized_stack", lambda: stack)
+    monkeypatch.setattr(node_env_file, "KEYS", node_env_file.KEYS | {"EXTRA_BUCKET_HINT"})
+    with pytest.raises(BootstrapError, match="EXTRA_BUCKET_HINT refers to <NoSuchBucket>"):
+        _written(_cluster(tmp_path, seeded_aws)["scheduler"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("DB_SSL_MODE", "off", "DB_SSL_MODE is not in the template's node.env"),
+        ("AIRFLOW_REQUIREMENTS", None, "AIRFLOW_REQUIREMENTS is missing"),
+        ("DB_NAME", "airflow_rehearsal", "DB_NAME='airflow_rehearsal', the template's is 'airflow'"),
+        ("AIRFLOW_UID", "1000", "AIRFLOW_UID='1000', the template's is '50000'"),
+        ("DB_TLS", "false", "DB_TLS='false', the template's is 'true'"),
+        ("REDIS_AUTH_SECRET_ID", "arn:aws:secretsmanager:us-west-2:1:secret:x", "REDIS_AUTH_SECRET_ID="),
+        ("EMR_PIPELINE_JSON", None, "EMR_PIPELINE_JSON field release_label="),
+    ],
+)
+def test_a_node_env_value_the_template_does_not_render_stops_the_rehearsal(scheduler, key, value, expected):
+    if key == "EMR_PIPELINE_JSON":
+        pipeline = json.loads(scheduler.params[key])
+        scheduler.params[key] = json.dumps({**pipeline, "release_label": "emr-6.15.0"})
+    elif value is None:
+        del scheduler.params[key]
     else:
-        del scheduler.params["AIRFLOW_REQUIREMENTS"]
-        expected = "only the template's has AIRFLOW_REQUIREMENTS"
+        scheduler.params[key] = value
     with pytest.raises(BootstrapError, match=expected):
         scheduler.write_node_env()
 
