@@ -9,6 +9,7 @@ import pytest
 from rehearsal.aws import seed
 from rehearsal.nodes import RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
+from stacks import s3_layout
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,10 @@ class SeededAws:
         "emr_managed_primary_sg": "sg-0primary",
         "emr_managed_core_sg": "sg-0core",
         "service_access_sg": "sg-0access",
-        "log_uri": f"s3://{seed.LOGS_BUCKET}/{seed.EMR_LOG_PREFIX}",
-        "steps_uri": f"s3://{seed.CODE_BUCKET}/{seed.STEPS_PREFIX}",
-        "input_uri": f"s3://{seed.DATA_BUCKET}/{seed.INPUT_KEY}",
-        "output_uri": f"s3://{seed.DATA_BUCKET}/{seed.OUTPUT_PREFIX}",
+        "log_uri": f"s3://{seed.LOGS_BUCKET}/{s3_layout.EMR_LOG_PREFIX}",
+        "steps_uri": f"s3://{seed.CODE_BUCKET}/{s3_layout.EMR_STEPS_PREFIX}",
+        "input_uri": f"s3://{seed.DATA_BUCKET}/{s3_layout.INPUT_KEY}",
+        "output_uri": f"s3://{seed.DATA_BUCKET}/{s3_layout.OUTPUT_PREFIX}",
     }
     secret_ids = {key: f"arn:aws:secretsmanager:us-west-2:123456789012:secret:{key}-AbCdEf" for key in SECRET_KEYS}
 

@@ -23,6 +23,7 @@ from rehearsal.aws.stack_template import NODE_ENV_PATH, SynthesizedStack, synthe
 from rehearsal.node_env_template import LOCAL_VALUES
 from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
+from stacks import s3_layout
 
 
 def _cluster(tmp_path: Path, aws) -> dict[str, RehearsalHost]:
@@ -91,7 +92,7 @@ def test_every_node_runs_the_template_node_env_but_for_the_listed_local_values(t
                 assert written[key] == value, (role, key)
         assert set(written) - set(template) <= set(LOCAL_VALUES), role
         assert written["DB_SECRET_ID"] == aws.secret_ids["DB_SECRET_ID"]
-        assert written["REMOTE_LOG_URI"] == f"s3://{seed.LOGS_BUCKET}/airflow/"
+        assert written["REMOTE_LOG_URI"] == f"s3://{seed.LOGS_BUCKET}/{s3_layout.AIRFLOW_LOG_PREFIX}"
         pipeline = json.loads(written["EMR_PIPELINE_JSON"])
         assert pipeline.pop("poll_interval_seconds") == 1.0
         assert pipeline == {**json.loads(template["EMR_PIPELINE_JSON"]), **aws.pipeline_config}, role
