@@ -67,13 +67,22 @@ def s3_endpoint(monkeypatch, tmp_path):
     server.stop()
 
 
-@pytest.fixture()
-def handler(s3_endpoint, tmp_path, monkeypatch):
-    """The BucketDeployment Lambda's module, its `aws` calls going to the layer's CLI on this machine."""
-    source = _jsii_member("aws_cdk", HANDLER_MEMBER, tmp_path / "bucket_deployment_handler.py")
-    layer = tmp_path / "opt"
-    with zipfile.ZipFile(_jsii_member("aws_cdk.asset_awscli_v1", LAYER_MEMBER, tmp_path / "layer.zip")) as archive:
+@pytest.fixture(scope="module")
+def lambda_files(tmp_path_factory) -> tuple[Path, Path]:
+    """The handler's source and the extracted awscli layer, once per module: both are read-only here, and
+    unpacking the layer out of aws-cdk.asset-awscli-v1 is most of a test's setup time."""
+    root = tmp_path_factory.mktemp("bucket-deployment")
+    source = _jsii_member("aws_cdk", HANDLER_MEMBER, root / "bucket_deployment_handler.py")
+    layer = root / "opt"
+    with zipfile.ZipFile(_jsii_member("aws_cdk.asset_awscli_v1", LAYER_MEMBER, root / "layer.zip")) as archive:
         archive.extractall(layer)
+    return source, layer
+
+
+@pytest.fixture()
+def handler(s3_endpoint, lambda_files, tmp_path, monkeypatch):
+    """The BucketDeployment Lambda's module (loaded afresh per test), its `aws` calls going to the layer's CLI."""
+    source, layer = lambda_files
     spec = importlib.util.spec_from_file_location("bucket_deployment_handler", source)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
