@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-
-import pytest
 
 from stacks.config import REPO_ROOT
 
@@ -36,20 +32,8 @@ def assert_offline_assembly(outdir):
     assert stack["environment"] == "aws://unknown-account/us-west-2"
 
 
-def test_python_app_synthesizes_without_credentials(tmp_path):
-    outdir = tmp_path / "cdk.out"
-    env = credential_free_env(tmp_path) | {"CDK_OUTDIR": str(outdir)}
-    result = subprocess.run(
-        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert_offline_assembly(outdir)
-
-
-@pytest.mark.skipif(
-    shutil.which("npx") is None, reason="npx (Node.js) is not installed, so the pinned CDK CLI cannot run"
-)
 def test_pinned_cdk_cli_synthesizes_quietly_without_credentials(tmp_path):
+    """The CLI runs `python app.py` (cdk.json's app) in this environment: one synthesis proves both offline."""
     outdir = tmp_path / "cdk.out"
     env = credential_free_env(tmp_path) | {"npm_config_update_notifier": "false"}
     # The CLI reads cdk.json ("app": ".venv/bin/python app.py") from the repo root.
