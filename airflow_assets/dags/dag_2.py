@@ -7,12 +7,12 @@ default, so no worker slot is held while EMR works.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
 from airflow.sdk import DAG, Param, chain
 
-from emr_pipeline.config import AWS_CONN_ID, setting, templated
+from emr_pipeline.config import AWS_CONN_ID, dag_settings, setting, templated
 from emr_pipeline.operators import ConfiguredEmrStepSensor
 from emr_pipeline.steps import (
     checked_input_uri,
@@ -24,6 +24,8 @@ from emr_pipeline.steps import (
 
 CLUSTER_ID = "{{ params.cluster_id }}"
 REGION = templated(setting("region"))
+# The Variable's keys that are DAG and operator arguments, read when this file is parsed.
+SETTINGS = dag_settings()
 
 
 def emr_step(task_id: str, steps: list[dict]) -> tuple[EmrAddStepsOperator, ConfiguredEmrStepSensor]:
@@ -59,7 +61,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
     is_paused_upon_creation=False,  # only dag_1 triggers it; paused, dag_1 would wait for nothing
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"retries": 1, "retry_delay": SETTINGS.retry_delay},  # retry_delay_seconds
     params={
         "cluster_id": Param(type="string", minLength=1, description="EMR cluster (from dag_1)"),
         "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),

@@ -113,8 +113,11 @@ def seed(
         cluster_tags={"for-use-with-amazon-emr-managed-policies": "true", "airflow-emr-stack": "AirflowEmr-rehearsal"},
         sender_email=sender_email,
         alert_email=alert_email,
-        # Optional in contracts §1: the sensors check every second so a run stays short.
+        # Optional in contracts §1, rehearsal-only tuning so a run (and a drill) stays short: the sensors
+        # check every second, and a failed try is retried after 5 s, not the product's 60 s (the
+        # worker-kill drill waits for that retry).
         poll_interval_seconds=1,
+        retry_delay_seconds=5,
     ).to_dict()
     return SeededResources(pipeline_config=pipeline_config, secret_ids=secret_ids)
 

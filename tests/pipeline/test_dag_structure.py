@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG, REPO_ROOT
@@ -143,15 +144,40 @@ def test_dagrun_timeout_is_the_variables_when_parsed(monkeypatch, settings, seco
     assert bag.dags["dag_1"].dagrun_timeout == timedelta(seconds=seconds)
 
 
-def test_bad_run_timeout_is_an_import_error_naming_the_key(monkeypatch):
+@pytest.mark.parametrize(("settings", "seconds"), [({}, 60), ({"retry_delay_seconds": 5}, 5)])
+def test_retried_tasks_wait_the_variables_retry_delay_when_parsed(monkeypatch, settings, seconds):
+    import json
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, **settings}))
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():
+        assert {task.task_id: task.retry_delay for task in dag.tasks} == dict.fromkeys(
+            dag.task_ids, timedelta(seconds=seconds)
+        )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"run_timeout_seconds": "1h"}, "run_timeout_seconds must be a positive number of seconds, not '1h'"),
+        ({"retry_delay_seconds": 0}, "retry_delay_seconds must be a positive number of seconds, not 0"),
+    ],
+)
+def test_a_bad_parse_time_key_is_an_import_error_naming_it(monkeypatch, settings, message):
+    """Both DAG files read the parse-time keys (emr_pipeline.config.dag_settings), so both name the problem."""
     import json
 
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "run_timeout_seconds": "1h"}))
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, **settings}))
     bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
-    [error] = bag.import_errors.values()
-    assert "run_timeout_seconds must be a positive number of seconds, not '1h'" in error
+    assert sorted(Path(path).name for path in bag.import_errors) == ["dag_1.py", "dag_2.py"]
+    for error in bag.import_errors.values():
+        assert message in error
 
 
 def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):

@@ -30,6 +30,8 @@ def test_every_missing_and_unknown_key_is_named_at_once():
         ({"core_instance_count": True}, "core_instance_count must be a number"),
         ({"sensor_mode": "async"}, r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"),
         ({"cluster_tags": ["a"]}, "cluster_tags must be an object"),
+        ({"retry_delay_seconds": -5}, "retry_delay_seconds must be a positive number of seconds, not -5"),
+        ({"poll_interval_seconds": 0}, "poll_interval_seconds must be a positive number of seconds, not 0"),
     ],
 )
 def test_malformed_values_are_named(change, message):
