@@ -13,6 +13,7 @@ from datetime import datetime
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Param, chain, task, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.task.trigger_rule import TriggerRule
@@ -22,9 +23,9 @@ from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.ending import MAILED_KEY, run_timeout, unreported_ending_mailer
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
-    ConfiguredExternalTaskSensor,
     NoOrphanEmrCreateJobFlowOperator,
     TriggerFreshDagRunOperator,
+    dag_2_timeout,
     logical_date_triggered_by,
 )
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
@@ -136,14 +137,18 @@ with DAG(
         fail_when_dag_is_paused=True,  # fail now rather than wait for a run that cannot start
         retries=0,  # a retry after the run was created would start a second dag_2 on the same cluster
     )
-    wait = ConfiguredExternalTaskSensor(
+    wait = ExternalTaskSensor(
         task_id=WAIT,
         external_dag_id=DATA_DAG_ID,
+        # Deferred, the sensor evaluates this before deferring and hands the dates to its trigger.
         execution_date_fn=logical_date_triggered_by(TRIGGER),
         allowed_states=["success"],
         failed_states=["failed"],
-        deferrable=True,  # the Variable's sensor_mode may switch to reschedule or poke at run time
-        mode="reschedule",  # then the declared fallback, so the scheduler honours reschedule dates
+        # The Variable's sensor_mode, poll_interval_seconds and sensor_timeout_seconds (SETTINGS).
+        deferrable=SETTINGS.deferrable,
+        mode=SETTINGS.mode,
+        poke_interval=SETTINGS.poll_interval_seconds,
+        timeout=dag_2_timeout(SETTINGS.sensor_timeout_seconds),  # outlasts dag_2's step sensors
         retries=0,  # a failed dag_2 stays failed: re-poking would only delay the teardown
     )
     terminate = EmrTerminateJobFlowOperator(

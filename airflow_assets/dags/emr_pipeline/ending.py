@@ -32,7 +32,7 @@ from airflow.sdk.execution_time.xcom import XCom
 
 from .config import AWS_CONN_ID, pipeline_config
 from .diagnosis import failure_reasons
-from .operators import DAG_2_SCHEDULING_MARGIN_SECONDS, DAG_2_STEP_WAITS
+from .operators import dag_2_timeout
 from .outcome import Outcome, failed_tasks, whole_seconds
 from .variable import RUN_TIMEOUT_KEY, DagSettings
 
@@ -49,16 +49,12 @@ def run_timeout(settings: DagSettings) -> timedelta:
 
     Read when the DAG is parsed (config.py ``dag_settings``): the scheduler takes ``dagrun_timeout`` from
     the parsed DAG, so an edit applies after the next parse. Without the key the default outlasts
-    ``wait_for_dag_2`` (``DAG_2_STEP_WAITS`` sensor timeouts plus its margin) by ``RUN_MARGIN_SECONDS``,
-    so a run that can still succeed is never cut short.
+    ``wait_for_dag_2`` (``operators.dag_2_timeout``) by ``RUN_MARGIN_SECONDS``, so a run that can still
+    succeed is never cut short.
     """
     if settings.run_timeout_seconds is not None:
         return timedelta(seconds=settings.run_timeout_seconds)
-    return timedelta(
-        seconds=DAG_2_STEP_WAITS * settings.sensor_timeout_seconds
-        + DAG_2_SCHEDULING_MARGIN_SECONDS
-        + RUN_MARGIN_SECONDS
-    )
+    return timedelta(seconds=dag_2_timeout(settings.sensor_timeout_seconds) + RUN_MARGIN_SECONDS)
 
 
 def _xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:

@@ -174,3 +174,17 @@ class DagSettings:
     @property
     def retry_delay(self) -> timedelta:
         return timedelta(seconds=self.retry_delay_seconds)
+
+    @property
+    def deferrable(self) -> bool:
+        """``sensor_mode`` "deferrable": after at most one check on the worker the wait is handed to the
+        triggerer, so no worker slot is held while EMR works and there are no reschedule round-trips,
+        which in Airflow 3.3 hit apache/airflow#71172."""
+        return self.sensor_mode == "deferrable"
+
+    @property
+    def mode(self) -> str:
+        """The sensors' ``mode`` on the worker: "reschedule" (a short poke per interval, the slot freed in
+        between) or "poke" (a worker slot held for the whole wait). A deferrable sensor never consults it;
+        it gets "poke", BaseSensorOperator's default."""
+        return "poke" if self.deferrable else self.sensor_mode
