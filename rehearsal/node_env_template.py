@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_assets.bootstrap import node_env_file
+from rehearsal.aws.seed import pipeline_tuning
 from rehearsal.aws.stack_template import PIPELINE_PARAMETER, SynthesizedStack, TemplateNode, bind_to_emulator
 from stacks.cfn_values import placeholder_get_att, placeholder_ref, render
 
@@ -67,7 +68,7 @@ LOCAL_VALUES: dict[str, tuple[Local, str]] = {
     ),
     PIPELINE_PARAMETER: (
         Local.REPLACES,
-        "the template's JSON plus only PIPELINE_LOCAL_FIELDS: the sensors poll every second so a run stays short",
+        "the template's JSON plus only PIPELINE_LOCAL_FIELDS (seed.pipeline_tuning): fast polls and retries keep a run short",
     ),
     "WORKER_CONCURRENCY": (Local.TUNES_DEFAULT, "the rehearsal machine has fewer cores than the worker instance"),
     **dict.fromkeys(
@@ -86,7 +87,7 @@ LOCAL_VALUES: dict[str, tuple[Local, str]] = {
 }
 # The fields the rehearsal adds to the template's emr_pipeline Variable (EMR_PIPELINE_JSON); every other
 # field is the template's, references bound to the emulator's resources.
-PIPELINE_LOCAL_FIELDS = ("poll_interval_seconds",)
+PIPELINE_LOCAL_FIELDS = tuple(pipeline_tuning(poll_interval=1))
 
 
 class NodeEnvMismatch(ValueError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_assets.bootstrap import node_env_file
+from rehearsal.aws.seed import pipeline_tuning
 from rehearsal.aws.stack_template import PIPELINE_PARAMETER, TemplateNode, synthesized_stack, template_nodes
 from rehearsal.node_env_template import (
     NodeEnvMismatch,
@@ -157,7 +158,7 @@ class RehearsalHost:
 def common_params(aws, workdir: Path, venv: Path, poll_interval: float) -> dict[str, str]:
     template = template_nodes(synthesized_stack().template)["scheduler"].node_env
     pipeline = aws.pipeline_config
-    pipeline["poll_interval_seconds"] = poll_interval
+    pipeline.update(pipeline_tuning(poll_interval))
     logs_bucket = pipeline["log_uri"].removeprefix("s3://").split("/", 1)[0]
     return {
         "STAGE": template["STAGE"],  # the stage the synthesized stack renders (cdk.json default)
@@ -246,7 +247,7 @@ def cluster_nodes(
         expected = template_env(template, references)
         root = workdir / "nodes" / role
         pipeline = json.loads(expected.values[PIPELINE_PARAMETER])
-        pipeline["poll_interval_seconds"] = poll_interval
+        pipeline.update(pipeline_tuning(poll_interval))
         local = {
             **ports,
             # Loopback stands in for three hosts, so every listening port is unique per node.

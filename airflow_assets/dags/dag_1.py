@@ -1,6 +1,7 @@
 """DAG_1: the EMR cluster's life -- create it, run dag_2 on it, wait, terminate it, mail the outcome.
 
-Configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md), read at run time.
+Configuration: the Airflow Variable ``emr_pipeline`` (docs/contracts.md), read at run time, except the
+keys that are DAG and operator arguments (``dag_settings``), read when this file is parsed.
 Failure semantics (docs/pipeline.md): the cluster is always terminated (teardown), exactly one mail is
 sent however the run ends (by ``email_outcome``, or by the failure callback when a user marked the run
 failed or it timed out), and the run ends ``failed`` whenever any task -- including the termination -- failed.
@@ -8,22 +9,23 @@ failed or it timed out), and the run ends ``failed`` whenever any task -- includ
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.providers.amazon.aws.hooks.ses import SesHook
 from airflow.providers.amazon.aws.operators.emr import EmrTerminateJobFlowOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Param, chain, task, timezone
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.task.trigger_rule import TriggerRule
 
-from emr_pipeline.config import AWS_CONN_ID, CONFIG, pipeline_config, run_setting, setting, templated
+from emr_pipeline.config import AWS_CONN_ID, CONFIG, dag_settings, pipeline_config, run_setting, setting, templated
 from emr_pipeline.diagnosis import failure_reasons, published_output
 from emr_pipeline.ending import MAILED_KEY, run_timeout, unreported_ending_mailer
 from emr_pipeline.job_flow import job_flow_overrides
 from emr_pipeline.operators import (
-    ConfiguredExternalTaskSensor,
     NoOrphanEmrCreateJobFlowOperator,
     TriggerFreshDagRunOperator,
+    dag_2_timeout,
     logical_date_triggered_by,
 )
 from emr_pipeline.outcome import Outcome, failed_tasks, whole_seconds
@@ -37,6 +39,8 @@ CREATE, TRIGGER, WAIT, TERMINATE, MAIL = (
     "email_outcome",
 )
 REGION = templated(setting("region"))
+# The Variable's keys that are DAG and operator arguments, read when this file is parsed.
+SETTINGS = dag_settings()
 mail_unreported_ending = unreported_ending_mailer(
     mail_task=MAIL, create_task=CREATE, terminate_task=TERMINATE, trigger_task=TRIGGER, data_dag_id=DATA_DAG_ID
 )
@@ -93,12 +97,12 @@ with DAG(
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
-    dagrun_timeout=run_timeout(),
+    dagrun_timeout=run_timeout(SETTINGS),
     # A run marked failed by a user or timed out skips email_outcome: these mail instead (emr_pipeline.ending).
     on_failure_callback=mail_unreported_ending,
     on_success_callback=mail_unreported_ending,
     is_paused_upon_creation=False,  # manual-only: unpaused costs nothing and avoids a silent first run
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"retries": 1, "retry_delay": SETTINGS.retry_delay},  # retry_delay_seconds
     params={
         "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),
         "output_uri": Param(None, type=["null", "string"], description="Parquet prefix; default: Variable"),
@@ -133,14 +137,18 @@ with DAG(
         fail_when_dag_is_paused=True,  # fail now rather than wait for a run that cannot start
         retries=0,  # a retry after the run was created would start a second dag_2 on the same cluster
     )
-    wait = ConfiguredExternalTaskSensor(
+    wait = ExternalTaskSensor(
         task_id=WAIT,
         external_dag_id=DATA_DAG_ID,
+        # Deferred, the sensor evaluates this before deferring and hands the dates to its trigger.
         execution_date_fn=logical_date_triggered_by(TRIGGER),
         allowed_states=["success"],
         failed_states=["failed"],
-        deferrable=True,  # the Variable's sensor_mode may switch to reschedule or poke at run time
-        mode="reschedule",  # then the declared fallback, so the scheduler honours reschedule dates
+        # The Variable's sensor_mode, poll_interval_seconds and sensor_timeout_seconds (SETTINGS).
+        deferrable=SETTINGS.deferrable,
+        mode=SETTINGS.mode,
+        poke_interval=SETTINGS.poll_interval_seconds,
+        timeout=dag_2_timeout(SETTINGS.sensor_timeout_seconds),  # outlasts dag_2's step sensors
         retries=0,  # a failed dag_2 stays failed: re-poking would only delay the teardown
     )
     terminate = EmrTerminateJobFlowOperator(

@@ -7,13 +7,14 @@ default, so no worker slot is held while EMR works.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import datetime
 
 from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import DAG, Param, chain
 
-from emr_pipeline.config import AWS_CONN_ID, setting, templated
-from emr_pipeline.operators import ConfiguredEmrStepSensor
+from emr_pipeline.config import AWS_CONN_ID, dag_settings, setting, templated
 from emr_pipeline.steps import (
     checked_input_uri,
     checked_output_uri,
@@ -24,9 +25,14 @@ from emr_pipeline.steps import (
 
 CLUSTER_ID = "{{ params.cluster_id }}"
 REGION = templated(setting("region"))
+# The Variable's keys that are DAG and operator arguments, read when this file is parsed.
+SETTINGS = dag_settings()
+# Deferred, the step sensor's trigger polls at most max_attempts times, one poke interval apart, and the
+# deferral times out after their product: that product is the configured sensor timeout.
+STEP_SENSOR_MAX_ATTEMPTS = max(1, math.ceil(SETTINGS.sensor_timeout_seconds / SETTINGS.poll_interval_seconds))
 
 
-def emr_step(task_id: str, steps: list[dict]) -> tuple[EmrAddStepsOperator, ConfiguredEmrStepSensor]:
+def emr_step(task_id: str, steps: list[dict]) -> tuple[EmrAddStepsOperator, EmrStepSensor]:
     add = EmrAddStepsOperator(
         task_id=task_id,
         job_flow_id=CLUSTER_ID,
@@ -35,14 +41,19 @@ def emr_step(task_id: str, steps: list[dict]) -> tuple[EmrAddStepsOperator, Conf
         region_name=REGION,
         retries=0,  # a retry could add the step twice
     )
-    watch = ConfiguredEmrStepSensor(
+    watch = EmrStepSensor(
         task_id=f"wait_for_{task_id}",
         job_flow_id=CLUSTER_ID,
-        step_id=f"{{{{ ti.xcom_pull(task_ids='{task_id}')[0] }}}}",
+        # The id of the one step the add task added, as the provider's example_emr.py passes it.
+        step_id=f"{{{{ task_instance.xcom_pull(task_ids='{task_id}', key='return_value')[0] }}}}",
         aws_conn_id=AWS_CONN_ID,
         region_name=REGION,
-        deferrable=True,  # the Variable's sensor_mode may switch to reschedule or poke at run time
-        mode="reschedule",  # then the declared fallback, so the scheduler honours reschedule dates
+        # The Variable's sensor_mode, poll_interval_seconds and sensor_timeout_seconds (SETTINGS).
+        deferrable=SETTINGS.deferrable,
+        mode=SETTINGS.mode,
+        poke_interval=SETTINGS.poll_interval_seconds,
+        timeout=SETTINGS.sensor_timeout_seconds,
+        max_attempts=STEP_SENSOR_MAX_ATTEMPTS,
         retries=0,  # a failed step stays failed
     )
     add >> watch
@@ -59,7 +70,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # runs share the Hive tables and the output location
     is_paused_upon_creation=False,  # only dag_1 triggers it; paused, dag_1 would wait for nothing
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={"retries": 1, "retry_delay": SETTINGS.retry_delay},  # retry_delay_seconds
     params={
         "cluster_id": Param(type="string", minLength=1, description="EMR cluster (from dag_1)"),
         "input_uri": Param(None, type=["null", "string"], description="CSV to load; default: Variable"),

@@ -16,7 +16,7 @@ import time
 from email import policy
 
 import pytest
-from pipeline_support import PIPELINE_CONFIG
+from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG
 
 DATA_DAG = "dag_2"
 
@@ -57,13 +57,21 @@ INLINE_TRIGGER_DONE = "[DAG TEST] Trigger completed"  # logged only when the tri
 
 @pytest.fixture
 def sensor_mode(request, monkeypatch):
-    """The sensor mode of the test's ``sensor_mode`` parameter; the default configuration for deferrable."""
-    import json
-
-    mode = request.param
+    """The test's ``sensor_mode`` parameter in the Variable; without one, the default configuration (deferrable)."""
+    mode = getattr(request, "param", "deferrable")
     if mode != "deferrable":
         monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_mode": mode}))
     return mode
+
+
+@pytest.fixture
+def dags(pipeline_environment, sensor_mode):
+    """Both DAGs parsed with the test's Variable: the sensors' way of waiting is decided when they are parsed."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    assert bag.import_errors == {}
+    return bag.dags
 
 
 def triggers_run(caplog) -> int:
@@ -72,7 +80,7 @@ def triggers_run(caplog) -> int:
 
 
 @pytest.fixture
-def run_dag_1(airflow_db, aws, dagbag):
+def run_dag_1(airflow_db, aws, dags):
     """Run dag_1 once; dag_2's run is settled with ``dag_2_outcome``. Returns (dag_1 run, dag_2 runs)."""
 
     def run(dag_2_outcome: str = "success", prepare=None):
@@ -80,7 +88,7 @@ def run_dag_1(airflow_db, aws, dagbag):
         helper = threading.Thread(target=settle_triggered_runs, args=(dag_2_outcome, stop, seen, prepare), daemon=True)
         helper.start()
         try:
-            dag_run = dagbag.dags["dag_1"].test()
+            dag_run = dags["dag_1"].test()
         finally:
             stop.set()
             helper.join()
@@ -164,7 +172,7 @@ def test_failed_dag_2_fails_the_run_but_still_terminates_and_mails(run_dag_1, aw
     assert created_cluster(triggered)["Id"] in body and PIPELINE_CONFIG["output_uri"] in body
 
 
-def test_failed_termination_is_reported_and_fails_the_run(run_dag_1, aws, dagbag, monkeypatch):
+def test_failed_termination_is_reported_and_fails_the_run(run_dag_1, aws, dags, monkeypatch):
     from moto.emr.exceptions import ValidationException
     from moto.emr.models import ElasticMapReduceBackend
 
@@ -172,7 +180,7 @@ def test_failed_termination_is_reported_and_fails_the_run(run_dag_1, aws, dagbag
         raise ValidationException("termination refused by the test")
 
     monkeypatch.setattr(ElasticMapReduceBackend, "terminate_job_flows", refuse)
-    monkeypatch.setattr(dagbag.dags["dag_1"].get_task("terminate_emr_cluster"), "retries", 0)
+    monkeypatch.setattr(dags["dag_1"].get_task("terminate_emr_cluster"), "retries", 0)
     dag_run, triggered = run_dag_1("success")
 
     assert dag_run.state == "failed"
@@ -182,12 +190,12 @@ def test_failed_termination_is_reported_and_fails_the_run(run_dag_1, aws, dagbag
     assert "FAILED" in subject and "dag_1.terminate_emr_cluster (failed)" in body
 
 
-def test_failed_creation_skips_everything_but_the_mail(run_dag_1, aws, dagbag, monkeypatch):
+def test_failed_creation_skips_everything_but_the_mail(run_dag_1, aws, dags, monkeypatch):
     import json
 
     broken = {k: v for k, v in PIPELINE_CONFIG.items() if k != "release_label"}
     monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps(broken))
-    monkeypatch.setattr(dagbag.dags["dag_1"].get_task("create_emr_cluster"), "retries", 0)
+    monkeypatch.setattr(dags["dag_1"].get_task("create_emr_cluster"), "retries", 0)
     dag_run, triggered = run_dag_1("success")
 
     assert dag_run.state == "failed" and triggered == []
@@ -275,7 +283,7 @@ def finish_steps(state: str, stop: threading.Event, described: dict) -> None:
 
 
 @pytest.fixture
-def run_dag_2(airflow_db, aws, dagbag, monkeypatch):
+def run_dag_2(airflow_db, aws, dags, monkeypatch):
     from moto.emr.models import ElasticMapReduceBackend
 
     described: dict[str, int] = {}
@@ -299,7 +307,7 @@ def run_dag_2(airflow_db, aws, dagbag, monkeypatch):
         helper = threading.Thread(target=finish_steps, args=(step_outcome, stop, described), daemon=True)
         helper.start()
         try:
-            dag_run = dagbag.dags["dag_2"].test(run_conf={"cluster_id": cluster_id})
+            dag_run = dags["dag_2"].test(run_conf={"cluster_id": cluster_id})
         finally:
             stop.set()
             helper.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pipeline_support import DAGS_FOLDER, PIPELINE_CONFIG, REPO_ROOT
@@ -55,7 +56,20 @@ SENSORS = [
 ]
 
 
+def parsed(monkeypatch, **settings):
+    """Both DAGs as the dag-processor parses them with ``settings`` in the Variable (parse-time keys)."""
+    import json
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, **settings}))
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    assert bag.import_errors == {}
+    return bag.dags
+
+
 def test_sensors_do_not_hold_worker_slots_and_fail_fast(dagbag):
+    """The test Variable sets no sensor_mode: the default, deferrable, is what the parsed sensors declare."""
     from emr_pipeline.variable import DEFAULTS
 
     assert DEFAULTS["sensor_mode"] == "deferrable"
@@ -65,7 +79,6 @@ def test_sensors_do_not_hold_worker_slots_and_fail_fast(dagbag):
     for dag_id, task_id in SENSORS:
         sensor = dagbag.dags[dag_id].get_task(task_id)
         assert sensor.deferrable is True and sensor.retries == 0
-        assert sensor.mode == "reschedule"  # the declared fallback when the Variable asks for it
 
 
 def test_create_is_never_retried(dagbag):
@@ -75,28 +88,23 @@ def test_create_is_never_retried(dagbag):
     assert dag.get_task("create_emr_cluster").retries == 0
 
 
-@pytest.mark.parametrize("dag_id, task_id", SENSORS)
 @pytest.mark.parametrize(
     "settings, deferrable, mode",
     [
-        ({}, True, "reschedule"),
+        ({}, True, "poke"),  # a deferrable sensor never consults its mode
         ({"sensor_mode": "reschedule"}, False, "reschedule"),
         ({"sensor_mode": "poke"}, False, "poke"),
     ],
 )
-def test_sensors_wait_as_configured(dagbag, monkeypatch, dag_id, task_id, settings, deferrable, mode):
-    import copy
-    import json
-
-    config = {**PIPELINE_CONFIG, **settings, "poll_interval_seconds": 30, "sensor_timeout_seconds": 7200}
-    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps(config))
-    sensor = copy.copy(dagbag.dags[dag_id].get_task(task_id))
-    sensor.poll_as_configured()
-
-    assert (sensor.deferrable, sensor.mode) == (deferrable, mode)
-    if dag_id == "dag_2":
-        assert (sensor.poke_interval, sensor.timeout) == (30, 7200)
-    if hasattr(sensor, "max_attempts"):  # EmrStepSensor: its deferral times out after attempts x interval
+def test_sensors_declare_the_variables_way_of_waiting(monkeypatch, settings, deferrable, mode):
+    dags = parsed(monkeypatch, **settings, poll_interval_seconds=30, sensor_timeout_seconds=7200)
+    for dag_id, task_id in SENSORS:
+        sensor = dags[dag_id].get_task(task_id)
+        assert (sensor.deferrable, sensor.mode, sensor.poke_interval) == (deferrable, mode, 30)
+    for task_id in ("wait_for_load_into_hive", "wait_for_sort_and_write_parquet"):
+        sensor = dags["dag_2"].get_task(task_id)
+        assert sensor.timeout == 7200
+        # Deferred, the step sensor's trigger times out after max_attempts polls of one interval each.
         assert sensor.max_attempts * sensor.poke_interval == 7200
 
 
@@ -106,20 +114,12 @@ def test_trigger_is_never_retried(dagbag):
 
 
 @pytest.mark.parametrize("timeout", [600, 7200, 21600])
-def test_wait_for_dag_2_outlasts_dag_2s_worst_case(dagbag, monkeypatch, timeout):
+def test_wait_for_dag_2_outlasts_dag_2s_worst_case(monkeypatch, timeout):
     """dag_2 may take each of its step sensors' full timeouts, one after the other."""
-    import copy
-    import json
-
-    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_timeout_seconds": timeout}))
-    step_sensors = [copy.copy(t) for t in dagbag.dags["dag_2"].tasks if t.task_id.startswith("wait_for_")]
-    for sensor in step_sensors:
-        sensor.poll_as_configured()
-    wait = copy.copy(dagbag.dags["dag_1"].get_task("wait_for_dag_2"))
-    wait.poll_as_configured()
-
+    dags = parsed(monkeypatch, sensor_timeout_seconds=timeout)
+    step_sensors = [t for t in dags["dag_2"].tasks if t.task_id.startswith("wait_for_")]
     assert len(step_sensors) == 2
-    assert wait.timeout > sum(sensor.timeout for sensor in step_sensors)
+    assert dags["dag_1"].get_task("wait_for_dag_2").timeout > sum(sensor.timeout for sensor in step_sensors)
 
 
 @pytest.mark.parametrize(
@@ -143,25 +143,41 @@ def test_dagrun_timeout_is_the_variables_when_parsed(monkeypatch, settings, seco
     assert bag.dags["dag_1"].dagrun_timeout == timedelta(seconds=seconds)
 
 
-def test_bad_run_timeout_is_an_import_error_naming_the_key(monkeypatch):
+@pytest.mark.parametrize(("settings", "seconds"), [({}, 60), ({"retry_delay_seconds": 5}, 5)])
+def test_retried_tasks_wait_the_variables_retry_delay_when_parsed(monkeypatch, settings, seconds):
+    import json
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, **settings}))
+    bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():
+        assert {task.task_id: task.retry_delay for task in dag.tasks} == dict.fromkeys(
+            dag.task_ids, timedelta(seconds=seconds)
+        )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"run_timeout_seconds": "1h"}, "run_timeout_seconds must be a positive number of seconds, not '1h'"),
+        ({"retry_delay_seconds": 0}, "retry_delay_seconds must be a positive number of seconds, not 0"),
+        ({"sensor_mode": "async"}, "sensor_mode must be one of ['deferrable', 'reschedule', 'poke'], not 'async'"),
+    ],
+)
+def test_a_bad_parse_time_key_is_an_import_error_naming_it(monkeypatch, settings, message):
+    """Both DAG files read the parse-time keys (emr_pipeline.config.dag_settings), so both name the problem."""
     import json
 
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "run_timeout_seconds": "1h"}))
+    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, **settings}))
     bag = BundleDagBag(DAGS_FOLDER, bundle_path=DAGS_FOLDER)
-    [error] = bag.import_errors.values()
-    assert "run_timeout_seconds must be a positive number of seconds, not '1h'" in error
-
-
-def test_unknown_sensor_mode_is_named(dagbag, monkeypatch):
-    import json
-
-    monkeypatch.setenv("AIRFLOW_VAR_EMR_PIPELINE", json.dumps({**PIPELINE_CONFIG, "sensor_mode": "async"}))
-    with pytest.raises(
-        ValueError, match=r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"
-    ):
-        dagbag.dags["dag_1"].get_task("wait_for_dag_2").poll_as_configured()
+    assert sorted(Path(path).name for path in bag.import_errors) == ["dag_1.py", "dag_2.py"]
+    for error in bag.import_errors.values():
+        assert message in error
 
 
 def test_sensor_targets_the_logical_date_the_trigger_published(dagbag):

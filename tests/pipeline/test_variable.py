@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from pipeline_support import PIPELINE_CONFIG
 
-from airflow_assets.dags.emr_pipeline.variable import DEFAULTS, EmrPipelineVariable
+from airflow_assets.dags.emr_pipeline.variable import DEFAULTS, DagSettings, EmrPipelineVariable
 
 
 def test_json_round_trip_keeps_only_chosen_optional_keys():
@@ -30,6 +31,8 @@ def test_every_missing_and_unknown_key_is_named_at_once():
         ({"core_instance_count": True}, "core_instance_count must be a number"),
         ({"sensor_mode": "async"}, r"sensor_mode must be one of \['deferrable', 'reschedule', 'poke'\], not 'async'"),
         ({"cluster_tags": ["a"]}, "cluster_tags must be an object"),
+        ({"retry_delay_seconds": -5}, "retry_delay_seconds must be a positive number of seconds, not -5"),
+        ({"poll_interval_seconds": 0}, "poll_interval_seconds must be a positive number of seconds, not 0"),
     ],
 )
 def test_malformed_values_are_named(change, message):
@@ -40,3 +43,22 @@ def test_malformed_values_are_named(change, message):
 def test_a_json_that_is_no_object_is_named():
     with pytest.raises(ValueError, match="must be a JSON object, not list"):
         EmrPipelineVariable.from_json("[]")
+
+
+def test_dag_settings_need_no_variable_and_take_the_defaults():
+    settings = DagSettings.from_dict(None)
+    assert settings == DagSettings.from_dict(
+        PIPELINE_CONFIG | {"poll_interval_seconds": DEFAULTS["poll_interval_seconds"]}
+    )
+    assert (settings.retry_delay, settings.deferrable, settings.mode) == (timedelta(seconds=60), True, "poke")
+    assert (settings.sensor_timeout_seconds, settings.run_timeout_seconds) == (6 * 60 * 60, None)
+
+
+def test_dag_settings_ignore_the_required_keys_and_name_every_bad_parse_time_key():
+    assert DagSettings.from_dict({"sensor_mode": "reschedule"}).mode == "reschedule"
+    with pytest.raises(
+        ValueError, match="sensor_mode must be one of .*; retry_delay_seconds must be a positive number"
+    ):
+        DagSettings.from_dict({"retry_delay_seconds": "5", "sensor_mode": "async"})
+    with pytest.raises(ValueError, match="must be a JSON object, not list"):
+        DagSettings.from_dict([])

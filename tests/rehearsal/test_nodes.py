@@ -20,7 +20,7 @@ from rehearsal import access_point
 from rehearsal.access_point import AccessPointUnavailable
 from rehearsal.aws import seed
 from rehearsal.aws.stack_template import NODE_ENV_PATH, SynthesizedStack, synthesized_stack
-from rehearsal.node_env_template import LOCAL_VALUES
+from rehearsal.node_env_template import LOCAL_VALUES, PIPELINE_LOCAL_FIELDS
 from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
 from rehearsal.run import Rehearsal
 from stacks import s3_layout
@@ -94,7 +94,7 @@ def test_every_node_runs_the_template_node_env_but_for_the_listed_local_values(t
         assert written["DB_SECRET_ID"] == aws.secret_ids["DB_SECRET_ID"]
         assert written["REMOTE_LOG_URI"] == f"s3://{seed.LOGS_BUCKET}/{s3_layout.AIRFLOW_LOG_PREFIX}"
         pipeline = json.loads(written["EMR_PIPELINE_JSON"])
-        assert pipeline.pop("poll_interval_seconds") == 1.0
+        assert {field: pipeline.pop(field) for field in PIPELINE_LOCAL_FIELDS} == seed.pipeline_tuning(1.0), role
         assert pipeline == {**json.loads(template["EMR_PIPELINE_JSON"]), **aws.pipeline_config}, role
 
 

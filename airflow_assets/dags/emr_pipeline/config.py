@@ -1,6 +1,8 @@
 """How the DAGs read the Airflow Variable ``emr_pipeline``, whose keys variable.py defines.
 
-Read at run time only (templates or inside callables), so DAG parsing never needs the Variable.
+Read at run time (templates or inside callables), except the few optional keys that are DAG and
+operator arguments (``dag_settings``), read when the DAG files are parsed, with defaults when the
+Variable is absent, so DAG parsing never needs it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import Variable
 
-from .variable import VARIABLE, EmrPipelineVariable
+from .variable import VARIABLE, DagSettings, EmrPipelineVariable
 
 AWS_CONN_ID = "aws_default"
 
@@ -23,6 +25,11 @@ def pipeline_config() -> dict[str, Any]:
 def pipeline() -> EmrPipelineVariable:
     """The Variable, checked: every missing, unknown or malformed key is named at once."""
     return EmrPipelineVariable.from_dict(pipeline_config())
+
+
+def dag_settings() -> DagSettings:
+    """The Variable's parse-time keys (variable.py ``DagSettings``): the one read when a DAG file is parsed."""
+    return DagSettings.from_dict(Variable.get(VARIABLE, default=None, deserialize_json=True))
 
 
 # Jinja expression for the whole configuration dict, for templated operator fields.

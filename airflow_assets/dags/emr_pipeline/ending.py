@@ -26,15 +26,15 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.emr import EmrHook
 from airflow.providers.amazon.aws.notifications.ses import SesNotifier
-from airflow.sdk import Variable, timezone
+from airflow.sdk import timezone
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from airflow.sdk.execution_time.xcom import XCom
 
-from .config import AWS_CONN_ID, VARIABLE, pipeline_config
+from .config import AWS_CONN_ID, pipeline_config
 from .diagnosis import failure_reasons
-from .operators import DAG_2_SCHEDULING_MARGIN_SECONDS, DAG_2_STEP_WAITS
+from .operators import dag_2_timeout
 from .outcome import Outcome, failed_tasks, whole_seconds
-from .variable import DEFAULTS, RUN_TIMEOUT_KEY, run_timeout_problem
+from .variable import RUN_TIMEOUT_KEY, DagSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +44,17 @@ MAILED_KEY = "outcome_mailed"
 RUN_MARGIN_SECONDS = 30 * 60
 
 
-def run_timeout() -> timedelta:
+def run_timeout(settings: DagSettings) -> timedelta:
     """dag_1's ``dagrun_timeout``: the Variable's ``run_timeout_seconds``, else longer than a run can last.
 
-    The one setting read when the DAG is parsed: the scheduler takes ``dagrun_timeout`` from the parsed
-    DAG, so an edit applies after the next parse. Without the Variable (or the key) the default outlasts
-    ``wait_for_dag_2`` (``DAG_2_STEP_WAITS`` sensor timeouts plus its margin) by ``RUN_MARGIN_SECONDS``,
-    so a run that can still succeed is never cut short.
+    Read when the DAG is parsed (config.py ``dag_settings``): the scheduler takes ``dagrun_timeout`` from
+    the parsed DAG, so an edit applies after the next parse. Without the key the default outlasts
+    ``wait_for_dag_2`` (``operators.dag_2_timeout``) by ``RUN_MARGIN_SECONDS``, so a run that can still
+    succeed is never cut short.
     """
-    config = Variable.get(VARIABLE, default=None, deserialize_json=True) or {}
-    value = config.get(RUN_TIMEOUT_KEY)
-    if value is None:
-        sensor_timeout = float(config.get("sensor_timeout_seconds", DEFAULTS["sensor_timeout_seconds"]))
-        value = DAG_2_STEP_WAITS * sensor_timeout + DAG_2_SCHEDULING_MARGIN_SECONDS + RUN_MARGIN_SECONDS
-    problem = run_timeout_problem(value)
-    if problem:
-        raise ValueError(f"Airflow Variable {VARIABLE!r}: {problem}")
-    return timedelta(seconds=value)
+    if settings.run_timeout_seconds is not None:
+        return timedelta(seconds=settings.run_timeout_seconds)
+    return timedelta(seconds=dag_2_timeout(settings.sensor_timeout_seconds) + RUN_MARGIN_SECONDS)
 
 
 def _xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
