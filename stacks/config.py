@@ -237,8 +237,13 @@ def existing_identity_for(address: str, existing: tuple[str, ...]) -> str | None
 def _dataset(value: Any) -> Path:
     path = Path(str(value))
     path = path if path.is_absolute() else REPO_ROOT / path
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    # The EMR steps read the uploaded object as CSV (and the sample's S3 key ends in .csv).
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"{path} is not a .csv file")
     return path
 
 
