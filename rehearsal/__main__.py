@@ -1,7 +1,7 @@
 """`python -m rehearsal`: run the assignment locally, end to end, on the sample or your own CSV, and check it.
 
 Exit status: 0 the run did what the assignment asks; 1 it did not, or the machine lacks something;
-2 bad arguments (an --input that is not a readable file, a busy --port), before anything starts;
+2 bad arguments (an --input that is not a readable .csv file, a busy --port), before anything starts;
 130 interrupted before the run finished.
 """
 
@@ -20,6 +20,7 @@ from rehearsal.nodes import REPO_ROOT, BootstrapError
 from rehearsal.private_zone import MissingRecord, PrivateZoneUnavailable
 from rehearsal.run import PROFILES, Rehearsal, RehearsalFailed, TaskProgress
 from rehearsal.services import MissingPrerequisite, port_open
+from stacks.config import DATASET_SUFFIX
 
 # --serve listens where people expect Airflow and Flower: their own default ports.
 SERVE_API_PORT = 8080
@@ -34,6 +35,9 @@ def _readable_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a regular file")
+    # The stack refuses a dataset_path of another kind; the rehearsal runs what a deployment could.
+    if path.suffix.lower() != DATASET_SUFFIX:
+        raise argparse.ArgumentTypeError(f"{text}: not a {DATASET_SUFFIX} file")
     try:
         with path.open("rb") as handle:
             handle.read(1)

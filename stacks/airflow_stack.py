@@ -27,7 +27,7 @@ from stacks.constructs.secrets import AirflowSecrets
 from stacks.constructs.shared_fs import MOUNT_POINT, SharedFileSystem
 from stacks.constructs.uploads import ASSET_EXCLUDES, RepoUploads
 from stacks.outputs import add_output
-from stacks.s3_layout import EMR_STEPS_PREFIX, INPUT_PREFIX, PipelineUris
+from stacks.s3_layout import EMR_STEPS_PREFIX, INPUT_KEY, PipelineUris
 from stacks.start_order import STARTS_AFTER
 
 AIRFLOW_ASSETS_DIR = REPO_ROOT / "airflow_assets"
@@ -107,7 +107,7 @@ class AirflowStack(cdk.Stack):
             # The sample is uploaded only when the pipeline reads it.
             dataset=config.dataset_path if config.input_uri is None else None,
             data_bucket=buckets.data,
-            dataset_prefix=INPUT_PREFIX,
+            dataset_key=INPUT_KEY,
             asset_bucket=assets.bucket,
             removal_policy=removal,
         )

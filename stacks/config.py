@@ -32,6 +32,8 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # SES identity or receive the outcome mail.
 PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
 PLACEHOLDER_TLDS = ("example", "test", "invalid", "localhost")
+# The EMR steps read the uploaded dataset as CSV; its S3 key (stacks/s3_layout.INPUT_KEY) ends in it, too.
+DATASET_SUFFIX = ".csv"
 
 
 class ConfigError(ValueError):
@@ -237,8 +239,12 @@ def existing_identity_for(address: str, existing: tuple[str, ...]) -> str | None
 def _dataset(value: Any) -> Path:
     path = Path(str(value))
     path = path if path.is_absolute() else REPO_ROOT / path
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    if path.suffix.lower() != DATASET_SUFFIX:
+        raise ValueError(f"{path} is not a {DATASET_SUFFIX} file")
     return path
 
 

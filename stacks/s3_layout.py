@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 # data bucket
 INPUT_PREFIX = "input/mall_customers/"
-# The sample CSV is uploaded under INPUT_PREFIX by its file name; the pipeline reads this key.
+# The pipeline reads this key; the stack uploads the `dataset_path` CSV to it whatever the local file is called.
 INPUT_FILE_NAME = "Mall_Customers.csv"
 INPUT_KEY = INPUT_PREFIX + INPUT_FILE_NAME
 OUTPUT_PREFIX = "output/customers_by_spending_score/"

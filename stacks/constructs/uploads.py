@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -36,11 +38,12 @@ class RepoUploads(Construct):
         code_prefix: str,
         dataset: Path | None,
         data_bucket: s3.IBucket,
-        dataset_prefix: str,
+        dataset_key: str,
         asset_bucket: s3.IBucket,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
-        """`asset_bucket`: the CDK bootstrap asset bucket the handler reads from (any asset's `.bucket`)."""
+        """`dataset` is uploaded as `dataset_key` whatever the local file is called (the pipeline reads that key);
+        `asset_bucket`: the CDK bootstrap asset bucket the handler reads from (any asset's `.bucket`)."""
         super().__init__(scope, construct_id)
         # prune=True makes the handler run `aws s3 sync --delete`: every object under the prefix that is
         # not in this deploy's asset is deleted. That is right only where the stack alone writes.
@@ -57,18 +60,24 @@ class RepoUploads(Construct):
             )
         ]
         if dataset is not None:
-            uploads.append(
-                s3deploy.BucketDeployment(
-                    self,
-                    "Dataset",
-                    sources=[s3deploy.Source.asset(str(dataset.parent), exclude=["*", f"!{dataset.name}"])],
-                    destination_bucket=data_bucket,
-                    destination_key_prefix=dataset_prefix,
-                    # The input prefix is where users put their own CSVs: a deploy only adds or
-                    # replaces the sample and never deletes what else lies there.
-                    prune=False,
+            dataset_prefix, slash, dataset_name = dataset_key.rpartition("/")
+            # BucketDeployment uploads each file under its own name, so the asset is a directory holding only
+            # the dataset, renamed to the key's last part. The asset is copied into the cloud assembly when the
+            # deployment binds its source (in its constructor): the staging directory is not needed after that.
+            with tempfile.TemporaryDirectory(prefix="dataset-") as staging:
+                shutil.copyfile(dataset, Path(staging) / dataset_name)
+                uploads.append(
+                    s3deploy.BucketDeployment(
+                        self,
+                        "Dataset",
+                        sources=[s3deploy.Source.asset(staging)],
+                        destination_bucket=data_bucket,
+                        destination_key_prefix=dataset_prefix + slash,
+                        # The input prefix is where users put their own CSVs: a deploy only adds or
+                        # replaces the sample and never deletes what else lies there.
+                        prune=False,
+                    )
                 )
-            )
         stack = cdk.Stack.of(self)
         handler = next(
             child for child in stack.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_assets.bootstrap import node_env_file
-from stacks.cfn_values import render  # tokens shown as <Ref> / <Res.Attr>
+from stacks.cfn_values import Ref, placeholder_ref, render  # tokens shown as <Ref> / <Res.Attr>
 from stacks.config import cdk_json_context
 
 if TYPE_CHECKING:
@@ -73,15 +73,16 @@ def synthesize(outdir: Path, overrides: dict) -> Assembly:
     return Assembly(outdir, stack.stack_name)
 
 
-def node_env(template: dict, logical_prefix: str) -> str:
-    """The rendered /etc/airflow/node.env of one instance, tokens shown as <Ref> / <Res.Attr>."""
+def node_env(template: dict, logical_prefix: str, *, ref: Ref = placeholder_ref) -> str:
+    """The rendered /etc/airflow/node.env of one instance, tokens shown as <Ref> / <Res.Attr> (or as `ref`
+    makes Refs, e.g. a bucket's physical name)."""
     instance = next(
         v
         for k, v in template["Resources"].items()
         if k.startswith(logical_prefix) and v["Type"] == "AWS::EC2::Instance"
     )
     content = instance["Metadata"]["AWS::CloudFormation::Init"]["files"]["files"]["/etc/airflow/node.env"]["content"]
-    return render(content)
+    return render(content, ref=ref)
 
 
 def parse_env(text: str) -> dict[str, str]:

@@ -99,6 +99,22 @@ def test_all_problems_are_reported_at_once():
     assert all(name in text for name in ("'stage'", "'executor'", "'scheduler_count'"))
 
 
+def test_a_dataset_that_is_no_csv_file_is_rejected_naming_the_path(tmp_path):
+    notes = tmp_path / "customers.txt"
+    notes.write_text("CustomerID\n1\n")
+    for path, problem in (
+        (tmp_path / "missing.csv", "does not exist"),
+        (tmp_path, "is not a file"),
+        (notes, "is not a .csv file"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            parse_config({"dataset_path": str(path)})
+        assert f"context parameter 'dataset_path': {path} {problem}" in str(error.value)
+    upper_case = tmp_path / "CUSTOMERS_2026.CSV"
+    upper_case.write_text("CustomerID\n1\n")
+    assert parse_config({"dataset_path": str(upper_case)}).dataset_path == upper_case
+
+
 def test_local_executor_runs_one_scheduler():
     with pytest.raises(ConfigError, match="LocalExecutor"):
         parse_config({"executor": "LocalExecutor", "scheduler_count": 2})

@@ -24,6 +24,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from stacks.cfn_values import render
+from stacks.config import REPO_ROOT
+
+from .infra_support import node_env, parse_env
 
 HANDLER_MEMBER = "package/custom-resource-handlers/dist/aws-s3-deployment/bucket-deployment-handler/index.py"
 LAYER_MEMBER = "package/lib/layer.zip"
@@ -239,3 +242,28 @@ def test_code_redeploy_removes_stale_step_files(dev, handler):
     keys = deployer.keys(bucket, prefix)
     assert stale not in keys
     assert keys, "the update left no step files"
+
+
+@pytest.fixture(scope="module")
+def renamed_dataset(tmp_path_factory):
+    """The stack synthesized with `-c dataset_path=…/customers_2026.csv`: a local file of another name."""
+    from .infra_support import synthesize
+
+    dataset = tmp_path_factory.mktemp("data") / "customers_2026.csv"
+    dataset.write_bytes((REPO_ROOT / "sample_data" / "Mall_Customers.csv").read_bytes() + b"201,Male,30,70,50\n")
+    return dataset, synthesize(tmp_path_factory.mktemp("cdk-renamed"), {"dataset_path": str(dataset)})
+
+
+def test_the_pipeline_reads_the_uploaded_dataset_whatever_its_local_name(renamed_dataset, handler):
+    """CloudFormation creates the Dataset upload; the object the emr_pipeline Variable's input_uri names
+    must then exist and hold the user's file (else the EMR step's first run fails on AWS)."""
+    dataset, assembly = renamed_dataset
+    deployer = Deployer(assembly, handler)
+    logical_id = _upload_id(assembly.template, "Dataset")
+    deployer.send("Create", logical_id, deployer.publish(deployer.properties(logical_id)))
+
+    env = parse_env(node_env(assembly.template, "SchedulerInstance", ref=deployer._ref))
+    bucket, _, key = json.loads(env["EMR_PIPELINE_JSON"])["input_uri"].removeprefix("s3://").partition("/")
+    uploaded = deployer.keys(bucket, "")
+    assert key in uploaded, f"input_uri names {key}, the deployment uploaded {sorted(uploaded)}"
+    assert deployer.s3.get_object(Bucket=bucket, Key=key)["Body"].read() == dataset.read_bytes()

@@ -33,7 +33,7 @@ def test_repo_uploads_copy_emr_steps_and_optionally_the_dataset(with_dataset):
         code_prefix="emr_steps/",
         dataset=REPO_ROOT / "sample_data" / "Mall_Customers.csv" if with_dataset else None,
         data_bucket=buckets.data,
-        dataset_prefix="input/mall_customers/",
+        dataset_key="input/mall_customers/Mall_Customers.csv",
         asset_bucket=asset.bucket,
         removal_policy=DESTROY,
     )

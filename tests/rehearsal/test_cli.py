@@ -77,11 +77,13 @@ class OutputLines:
         raise AssertionError("the CLI did not close its output: " + "\n".join(lines[-30:]))
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory"])
+@pytest.mark.parametrize("kind", ["missing", "directory", "not csv"])
 def test_input_that_is_not_a_readable_file_is_refused_before_anything_starts(tmp_path, kind):
-    path = tmp_path / "customers.csv"
+    path = tmp_path / ("customers.txt" if kind == "not csv" else "customers.csv")
     if kind == "directory":
         path.mkdir()
+    if kind == "not csv":
+        path.write_text(DATASET.read_text())
     machine_tmp = tmp_path / "tmp"
     machine_tmp.mkdir()
     started = time.monotonic()
@@ -89,7 +91,7 @@ def test_input_that_is_not_a_readable_file_is_refused_before_anything_starts(tmp
     output, _ = process.communicate(timeout=120)
 
     assert process.returncode == 2, output
-    expected = "no such file" if kind == "missing" else "not a regular file"
+    expected = {"missing": "no such file", "directory": "not a regular file", "not csv": "not a .csv file"}[kind]
     assert f"argument --input: {path}: {expected}" in output
     assert "rehearsal: workdir" not in output and not list(machine_tmp.iterdir()), "something started"
     assert time.monotonic() - started < 60
