@@ -1,7 +1,7 @@
 """Where the rehearsal and the tests find Mall_Customers.csv.
 
 The project's shared folder beside the clone (../shared/data) is preferred; a clone without it uses the
-copy the stack deploys by default (stacks.config.DEFAULT_DATASET; tests/infra keeps the two identical).
+copy the stack deploys by default (stacks.config.DEFAULT_DATASET; tests/stacks keeps the two identical).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ def pytest(*node_ids: str) -> tuple[str, ...]:
     return ("{pytest}", "-q", "-x", "--tb=short", "-p", "no:cacheprovider", *node_ids)
 
 
-IAM_TESTS = "tests/infra/test_iam.py"
-SEAM_TESTS = "tests/infra/test_bootstrap_seam.py"
+IAM_TESTS = "tests/stacks/test_iam.py"
+SEAM_TESTS = "tests/stacks/test_bootstrap_seam.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
@@ -100,7 +100,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             Check(
                 pytest(
-                    "tests/emulator/test_spark_steps.py::test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line"
+                    "tests/rehearsal/aws/test_spark_steps.py::test_the_real_emr_steps_sort_the_real_dataset_on_the_releases_spark_line"
                 ),
                 (r"not authorized to perform: s3:PutObject",),
             ),
@@ -117,11 +117,11 @@ MUTATIONS: tuple[Mutation, ...] = (
             ),
         ),
         # The API comparison of the two Spark lines (seconds, no JVM); the job tests on the release's line
-        # (tests/pipeline/test_sort_job.py, test_hive_load.py) fail too, after minutes of Spark.
+        # (tests/emr_steps/test_sort_job.py, test_hive_load.py) fail too, after minutes of Spark.
         (
             Check(
                 pytest(
-                    "tests/pipeline/test_spark_api.py::test_the_steps_use_no_pyspark_api_the_releases_spark_line_lacks"
+                    "tests/emr_steps/test_spark_api.py::test_the_steps_use_no_pyspark_api_the_releases_spark_line_lacks"
                 ),
                 (
                     r"uses \['try_cast'\], which pyspark 4[\d.]* has and pyspark 3\.5[\d.]* of emr-[\d.]+ \(what EMR runs\) lacks",
@@ -164,7 +164,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             Check(
                 pytest(
-                    "tests/infra/test_start_order.py::test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist"
+                    "tests/stacks/test_start_order.py::test_first_wave_nodes_pass_their_health_gate_before_later_nodes_exist"
                 ),
                 (r"unhealthy: scheduler: .*(Name or service not known|Temporary failure in name resolution)",),
             ),
@@ -207,7 +207,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             Check(
                 pytest(
-                    "tests/bootstrap/test_configure.py::test_dag_sync_works_where_chown_is_refused_like_the_efs_access_point"
+                    "tests/airflow_assets/bootstrap/test_configure.py::test_dag_sync_works_where_chown_is_refused_like_the_efs_access_point"
                 ),
                 (r"chown .*failed: (Operation not permitted|Permission denied)",),
             ),
@@ -225,7 +225,9 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         (
             Check(
-                pytest("tests/bootstrap/test_db_tls.py::test_sync_and_async_engines_connect_over_verified_tls"),
+                pytest(
+                    "tests/airflow_assets/bootstrap/test_db_tls.py::test_sync_and_async_engines_connect_over_verified_tls"
+                ),
                 (r"refused by a server with require_secure_transport=ON", r"Access denied|insecure transport"),
             ),
         ),
@@ -248,11 +250,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         (
             Check(
-                pytest("tests/infra/test_database.py::test_database_mysql_84_tls_only_encrypted_and_private"),
+                pytest(
+                    "tests/stacks/constructs/test_database.py::test_database_mysql_84_tls_only_encrypted_and_private"
+                ),
                 (r"require_secure_transport",),
             ),
             Check(
-                pytest("tests/bootstrap/test_db_tls.py::test_both_engines_refuse_a_server_certificate_from_another_ca"),
+                pytest(
+                    "tests/airflow_assets/bootstrap/test_db_tls.py::test_both_engines_refuse_a_server_certificate_from_another_ca"
+                ),
                 (r"accepted a server certificate the CA bundle did not sign",),
             ),
         ),

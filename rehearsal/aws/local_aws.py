@@ -39,7 +39,7 @@ from stacks.config import DEFAULTS
 SORT_JOB = Path(__file__).resolve().parents[2] / "emr_steps" / "sort_by_spending_score.py"
 
 # Principals are told apart by access key id. The node's key is the one airflow_assets/bootstrap/node.py
-# renders into AIRFLOW_CONN_AWS_DEFAULT when AWS_ENDPOINT_URL is set (tests/emulator/test_iam_gate.py ties them).
+# renders into AIRFLOW_CONN_AWS_DEFAULT when AWS_ENDPOINT_URL is set (tests/rehearsal/aws/test_iam_gate.py ties them).
 NODE_ROLES = ("scheduler", "api-server", "worker")
 
 
