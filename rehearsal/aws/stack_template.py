@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow_assets.bootstrap import node_env_file
 from rehearsal.aws.example_values import ExampleValues
-from stacks.cfn_values import render
+from stacks.cfn_values import references, render
 from stacks.config import REPO_ROOT
 
 NODE_ENV_PATH = node_env_file.PATH_ON_NODE  # where cfn-init writes it
@@ -241,27 +241,6 @@ def template_nodes(template: Mapping[str, Any]) -> dict[str, TemplateNode]:
     if not nodes:
         raise ValueError(f"rehearsal: the template renders no {NODE_ENV_PATH}")
     return nodes
-
-
-def references(value: Any) -> set[str]:
-    """Logical ids a template value points at (Ref, Fn::GetAtt, Fn::Sub's ${Id} / ${Id.Attr})."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                found.add(inner)
-            elif key == "Fn::GetAtt":
-                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
-            elif key == "Fn::Sub":
-                text = inner[0] if isinstance(inner, list) else inner
-                found.update(part.split("}")[0].split(".")[0] for part in text.split("${")[1:])
-                found |= references(inner[1] if isinstance(inner, list) else {})
-            else:
-                found |= references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= references(inner)
-    return found
 
 
 def created_before(template: Mapping[str, Any]) -> dict[str, set[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -57,20 +58,24 @@ def seeded_aws() -> SeededAws:
     return SeededAws()
 
 
-@pytest.fixture
-def cluster_hosts(tmp_path, seeded_aws) -> list[RehearsalHost]:
-    """The cluster profile's three nodes (not started), on a stand-in of the seeded emulator."""
+def stand_in_cluster(aws, root: Path) -> list[RehearsalHost]:
+    """The cluster profile's three nodes (not started) on `aws`, a stand-in of the seeded emulator."""
     return cluster_nodes(
-        seeded_aws,
-        tmp_path,
-        tmp_path / "venv",
+        aws,
+        root,
+        root / "venv",
         1.0,
         db_port=3306,
-        db_ca_bundle=tmp_path / "db-ca.pem",
+        db_ca_bundle=root / "db-ca.pem",
         redis_port=6379,
-        redis_ca_bundle=tmp_path / "redis-ca.pem",
+        redis_ca_bundle=root / "redis-ca.pem",
         scheduler_count=1,
     )
+
+
+@pytest.fixture
+def cluster_hosts(tmp_path, seeded_aws) -> list[RehearsalHost]:
+    return stand_in_cluster(seeded_aws, tmp_path)
 
 
 def pytest_addoption(parser):

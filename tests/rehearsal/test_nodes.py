@@ -21,24 +21,15 @@ from rehearsal.access_point import AccessPointUnavailable
 from rehearsal.aws import seed
 from rehearsal.aws.stack_template import NODE_ENV_PATH, SynthesizedStack, synthesized_stack
 from rehearsal.node_env_template import LOCAL_VALUES, PIPELINE_LOCAL_FIELDS
-from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost, cluster_nodes
+from rehearsal.nodes import LOCAL_BOOTSTRAP_ENV, BootstrapError, RehearsalHost
 from rehearsal.run import Rehearsal
 from stacks import s3_layout
 
+from .conftest import stand_in_cluster
+
 
 def _cluster(tmp_path: Path, aws) -> dict[str, RehearsalHost]:
-    nodes = cluster_nodes(
-        aws,
-        tmp_path,
-        tmp_path / "venv",
-        1.0,
-        db_port=3306,
-        db_ca_bundle=tmp_path / "db-ca.pem",
-        redis_port=6379,
-        redis_ca_bundle=tmp_path / "redis-ca.pem",
-        scheduler_count=1,
-    )
-    return {node.role: node for node in nodes}
+    return {node.role: node for node in stand_in_cluster(aws, tmp_path)}
 
 
 @pytest.fixture
