@@ -58,8 +58,11 @@ LOCAL_VALUES: dict[str, tuple[Local, str]] = {
     ),
     "API_SERVER_WORKERS": (
         Local.REPLACES,
-        "one uvicorn worker: with the template's 2 on this machine's 2 shared cores, the first task's "
-        "PATCH /execution/task-instances/<id>/run stalled 45 s (client ReadTimeouts, task failed) twice",
+        "one uvicorn worker: each worker builds the Execution API's routes (Cadwyn) on its first /execution "
+        "request, on its event loop: ~3 CPU-s, 5-13 s wall on this shared 2-core machine at load ~11, while "
+        "that worker answers nothing. With the template's 2 the first task's PATCH .../run met a cold worker "
+        "on each of its first 2 attempts, each outlasting the 5 s execution_api_timeout (12-19 s in all; earlier "
+        "4 timeouts and a failed task, twice); no MariaDB lock wait meanwhile. On EC2 ~3 s stays under it",
     ),
     "PROCESS_MANAGER": (Local.REPLACES, "the rehearsal's supervisor runs the rendered unit files instead of systemd"),
     "SCHEDULER_COUNT": (
