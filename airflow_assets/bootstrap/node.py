@@ -317,7 +317,19 @@ class HealthChecks:
         return None if state == "healthy" else f"{component} is {state or 'unknown'} according to {url}"
 
     def api_server(self) -> str | None:
-        return self._component(self.local_api, "metadatabase")
+        return self._component(self.local_api, "metadatabase") or self._execution_api()
+
+    def _execution_api(self) -> str | None:
+        """The API the workers' tasks call. A node whose REST API is healthy but whose /execution/ does not
+        answer would signal success and fail every task. The first /execution/ request also makes the
+        uvicorn worker that takes it build the API's versioned routes (seconds of CPU, longer than the task
+        SDK's 5 s client timeout on a busy node; docs/emulator.md), so a task does not pay for that one."""
+        url = f"http://127.0.0.1:{self.node.env['API_SERVER_PORT']}/execution/health"
+        status, body = _get(url, timeout=60.0)
+        if status != 200:
+            return f"{url} answered HTTP {status}"
+        state = json.loads(body).get("status")
+        return None if state == "healthy" else f"the execution API is {state or 'unknown'} according to {url}"
 
     def scheduler(self) -> str | None:
         url = f"http://127.0.0.1:{self.node.env['SCHEDULER_HEALTH_PORT']}/health"

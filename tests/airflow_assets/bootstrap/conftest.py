@@ -3,6 +3,7 @@ Secrets Manager holding the node's secrets, and a MariaDB server that requires T
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -187,3 +188,10 @@ def run_in_unit(bootstrap: Bootstrap, unit_name: str, argv: list[str]) -> subpro
         check=False,
         timeout=180,
     )
+
+
+@pytest.fixture
+def node_module(monkeypatch):
+    """node.py as a node runs it: a script beside node_env_file.py, which it imports as a top-level module."""
+    monkeypatch.syspath_prepend(str(BOOTSTRAP_DIR))
+    return importlib.import_module("node")
