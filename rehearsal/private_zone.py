@@ -38,6 +38,11 @@ NXDOMAIN_MESSAGES = ("Name or service not known", "Temporary failure in name res
 _ENTER = '{mount} --bind "$0" /etc/hosts && exec "$@"'
 
 
+# unshare makes the new namespace's mounts private from / down, which fails where / is no mount point:
+# inside a chroot whose directory was not mounted itself.
+_CHROOT_HINT = " (in a chroot, make its root a mount point before entering it: mount --rbind DIR DIR; then chroot DIR)"
+
+
 class PrivateZoneUnavailable(RuntimeError):
     pass
 
@@ -146,6 +151,7 @@ class PrivateZone:
                 "the cluster rehearsal runs each node process in a private mount namespace with its own /etc/hosts "
                 "(unshare --mount, then mount --bind), which needs root or CAP_SYS_ADMIN: "
                 + (probe.stderr.strip() or f"exit status {probe.returncode}")
+                + (_CHROOT_HINT if "propagation" in probe.stderr else "")
             )
         return self
 
