@@ -384,7 +384,7 @@ def put_object(uri: str, body: str) -> None:
 
 
 def test_pointer_name_matches_the_sort_job():
-    from pipeline_support import EMR_STEPS
+    from ...pipeline_support import EMR_STEPS
 
     from emr_pipeline.diagnosis import LATEST_POINTER
 
