@@ -384,9 +384,9 @@ def put_object(uri: str, body: str) -> None:
 
 
 def test_pointer_name_matches_the_sort_job():
-    from ...pipeline_support import EMR_STEPS
-
     from emr_pipeline.diagnosis import LATEST_POINTER
+
+    from ...pipeline_support import EMR_STEPS
 
     assert f"LATEST = {LATEST_POINTER!r}".replace("'", '"') in (EMR_STEPS / "sort_by_spending_score.py").read_text()
 
